@@ -1,0 +1,215 @@
+"""Run configuration: frozen dataclasses filled from YAML presets by a strict loader.
+
+Resolution order, later wins: dataclass defaults < ``configs/algo/<algo>-<obs>.yaml`` <
+``configs/env/<env>.yaml`` < ``--config FILE`` < command-line flags < ``--set a.b=value``.
+Unknown keys and values of the wrong type are refused with one line naming the key and the valid ones.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from drive.errors import DriveError, check_choice
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    name: str = "highway"  # scenario: highway, merge, roundabout, intersection, racetrack, parking
+    obs: str = "pixels"  # observation preset: pixels or kinematics
+    backend: str = "highway-env"
+    n_envs: int = 1
+    vec_env: str = "dummy"  # dummy (one process) or subproc (one process per env)
+    config: dict = field(default_factory=dict)  # highway-env config keys set on top of the scenario's
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    name: str = "nature"  # nature or resnet; used with pixels only
+    features_dim: int = 512
+
+
+@dataclass(frozen=True)
+class AlgoConfig:
+    name: str = "dqn"  # dqn or ppo
+    net_arch: list = field(default_factory=lambda: [256, 256])  # MLP head on top of the features
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    hyperparams: dict = field(default_factory=dict)  # keyword arguments of the SB3 algorithm
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    timesteps: int = 2000  # env steps in total, over all envs
+    seed: int = 0
+    device: str = "auto"  # auto, cpu or cuda
+    eval_freq: int = 1000  # env steps between evaluations (0: only at the end)
+    eval_episodes: int = 5
+    save_freq: int = 1000  # env steps between checkpoints
+    video_steps: int = 40  # policy steps of the evaluation video logged to TensorBoard (0: none)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    env: EnvConfig = field(default_factory=EnvConfig)
+    algo: AlgoConfig = field(default_factory=AlgoConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+CONFIG_DIR = resources.files("drive.configs")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def preset_names(kind: str) -> list[str]:
+    return sorted(p.name[: -len(".yaml")] for p in (CONFIG_DIR / kind).iterdir() if p.name.endswith(".yaml"))
+
+
+def load_preset(kind: str, name: str) -> dict:
+    check_choice("env" if kind == "env" else f"{kind} preset", name, preset_names(kind))
+    return _read_yaml((CONFIG_DIR / kind / f"{name}.yaml").read_text(), f"{kind}/{name}.yaml")
+
+
+def load_file(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise DriveError(f"config file {str(path)!r} does not exist")
+    return _read_yaml(path.read_text(), str(path))
+
+
+def _read_yaml(text: str, where: str) -> dict:
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as err:
+        first = str(err).splitlines()[0]
+        raise DriveError(f"{where} is not valid YAML: {first}") from None
+    if not isinstance(data, dict):
+        raise DriveError(f"{where} must hold a mapping of sections, got {type(data).__name__}")
+    return data
+
+
+def merge(base: dict, update: dict) -> dict:
+    """Deep merge: mappings merge key by key, anything else is replaced."""
+    out = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def parse_set(items: list[str]) -> dict:
+    """``["algo.hyperparams.gamma=0.9"]`` -> nested dict; values are parsed as YAML scalars/lists."""
+    tree: dict = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise DriveError(f"--set expects key.path=value, got {item!r}")
+        value = _read_scalar(raw)
+        node = tree
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise DriveError(f"--set {key!r} conflicts with another --set")
+        node[leaf] = value
+    return tree
+
+
+def _read_scalar(raw: str) -> Any:
+    try:
+        return yaml.safe_load(raw)
+    except yaml.YAMLError:
+        return raw
+
+
+def from_dict(cls: type, data: dict, path: str = "") -> Any:
+    """Build dataclass ``cls`` from ``data``, refusing unknown keys and values of the wrong type."""
+    if not isinstance(data, dict):
+        raise DriveError(f"config {path or 'root'!r} must be a mapping, got {data!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for key, value in data.items():
+        where = f"{path}{key}"
+        if key not in fields:
+            raise DriveError(f"unknown config key {where!r}; valid: {', '.join(path + k for k in fields)}")
+        kwargs[key] = _convert(hints[key], value, where)
+    return cls(**kwargs)
+
+
+def _convert(hint: Any, value: Any, where: str) -> Any:
+    if dataclasses.is_dataclass(hint):
+        return from_dict(hint, value, f"{where}.")
+    expected = {int: (int,), float: (int, float), str: (str,), bool: (bool,), list: (list,), dict: (dict,)}
+    ok = expected.get(hint, (hint,))
+    if isinstance(value, bool) and hint is not bool:
+        ok = ()
+    if not isinstance(value, ok):
+        raise DriveError(
+            f"config key {where!r} must be of type {getattr(hint, '__name__', hint)}, got {value!r}"
+        )
+    return float(value) if hint is float else value
+
+
+def to_dict(config: Any) -> dict:
+    return dataclasses.asdict(config)
+
+
+def resolve(
+    env: str = "highway",
+    algo: str | None = None,
+    obs: str | None = None,
+    config_file: str | Path | None = None,
+    flags: dict | None = None,
+    sets: list[str] | None = None,
+) -> RunConfig:
+    """The full run config from presets, a file, flags and ``--set`` overrides."""
+    from drive.agents.algos import ALGOS
+    from drive.envs.scenarios import OBS_PRESETS
+
+    env_preset = load_preset("env", env)
+    algo = algo or env_preset.get("algo", {}).get("name", "dqn")
+    obs = obs or env_preset.get("env", {}).get("obs", "pixels")
+    check_choice("algorithm", algo, ALGOS)
+    check_choice("observation preset", obs, OBS_PRESETS)
+    tree = to_dict(RunConfig())
+    tree = merge(tree, load_preset("algo", f"{algo}-{obs}"))
+    tree = merge(tree, env_preset)
+    if config_file is not None:
+        tree = merge(tree, load_file(config_file))
+    tree = merge(tree, {"env": {"name": env, "obs": obs}, "algo": {"name": algo}})
+    tree = merge(tree, flags or {})
+    tree = merge(tree, parse_set(sets or []))
+    return validate(from_dict(RunConfig, tree))
+
+
+def validate(config: RunConfig) -> RunConfig:
+    """Checks that cross fields: names against registries, positive budgets."""
+    from drive.agents.algos import ALGOS, check_hyperparams
+    from drive.envs.scenarios import BACKENDS, OBS_PRESETS, SCENARIOS
+    from drive.perception.encoders import ENCODERS
+
+    check_choice("env", config.env.name, SCENARIOS)
+    check_choice("observation preset", config.env.obs, OBS_PRESETS)
+    check_choice("backend", config.env.backend, BACKENDS)
+    check_choice("algorithm", config.algo.name, ALGOS)
+    check_choice("encoder", config.algo.encoder.name, ENCODERS)
+    check_choice("device", config.train.device, DEVICES)
+    check_hyperparams(config.algo.name, config.algo.hyperparams)
+    for key in ("timesteps", "eval_episodes"):
+        if getattr(config.train, key) < 1:
+            raise DriveError(f"train.{key} must be at least 1, got {getattr(config.train, key)}")
+    if config.env.n_envs < 1:
+        raise DriveError(f"env.n_envs must be at least 1, got {config.env.n_envs}")
+    return config
+
+
+def dump(config: RunConfig) -> str:
+    return yaml.safe_dump(to_dict(config), sort_keys=False)
+

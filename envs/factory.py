@@ -1,0 +1,91 @@
+"""Build one scenario env, or a stable-baselines3 vec env of N copies."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import gymnasium as gym
+from drive.envs.scenarios import BACKENDS, OBS_PRESETS, SCENARIOS, env_id
+from gymnasium.envs.registration import load_env_creator
+from stable_baselines3.common.env_util import make_vec_env as sb3_make_vec_env
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
+
+from drive.errors import DriveError, check_choice
+
+VEC_ENV_CLASSES = {"dummy": DummyVecEnv, "subproc": SubprocVecEnv}
+
+
+def highway_config(scenario: str, obs: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The config dict handed to highway-env: the preset's observation plus user overrides.
+
+    Unknown keys are refused: highway-env's ``configure`` would silently accept them.
+    """
+    check_choice("env", scenario, SCENARIOS)
+    check_choice("observation preset", obs, OBS_PRESETS)
+    spec = SCENARIOS[scenario]
+    defaults = _env_class(spec.highway_id).default_config()
+    config: dict[str, Any] = {}
+    observation = spec.observation_config(obs)
+    if observation is not None:
+        config["observation"] = observation
+    for key, value in (overrides or {}).items():
+        if key not in defaults:
+            raise DriveError(
+                f"unknown {scenario} env config key {key!r}; valid: {', '.join(sorted(defaults))}"
+            )
+        if key in ("observation", "action"):
+            raise DriveError(f"env config key {key!r} is set by the preset; choose --obs instead")
+        config[key] = value
+    return config
+
+
+def make_scenario_env(
+    scenario: str, obs: str, config: dict[str, Any] | None = None, render_mode: str | None = None
+) -> gym.Env:
+    """Gymnasium entry point of ``drive/<scenario>-<obs>-v0``: the highway-env env itself, configured."""
+    # pygame, under highway-env's renderer, needs no window or sound card to draw offscreen.
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+    full = highway_config(scenario, obs, config)
+    return _env_class(SCENARIOS[scenario].highway_id)(config=full, render_mode=render_mode)
+
+
+def make_env(
+    scenario: str, obs: str = "pixels", config: dict[str, Any] | None = None, render_mode: str | None = None
+) -> gym.Env:
+    """One env through ``gym.make`` (with Gymnasium's checker and order enforcing)."""
+    highway_config(scenario, obs, config)  # validate before Gymnasium wraps errors in warnings
+    return gym.make(env_id(scenario, obs), config=config, render_mode=render_mode)
+
+
+def make_vec_env(
+    scenario: str,
+    obs: str = "pixels",
+    n_envs: int = 1,
+    *,
+    seed: int | None = None,
+    backend: str = "highway-env",
+    vec_env: str = "dummy",
+    config: dict[str, Any] | None = None,
+    render_mode: str | None = None,
+) -> VecEnv:
+    """N copies of a scenario as a stable-baselines3 VecEnv, each wrapped in ``Monitor``."""
+    check_choice("backend", backend, BACKENDS)
+    check_choice("vec env", vec_env, VEC_ENV_CLASSES)
+    if n_envs < 1:
+        raise DriveError(f"n_envs must be at least 1, got {n_envs}")
+    highway_config(scenario, obs, config)
+    return sb3_make_vec_env(
+        env_id(scenario, obs),
+        n_envs=n_envs,
+        seed=seed,
+        vec_env_cls=VEC_ENV_CLASSES[vec_env],
+        env_kwargs={"config": config, "render_mode": render_mode},
+    )
+
+
+def _env_class(highway_id: str) -> type[gym.Env]:
+    import highway_env  # noqa: F401  (registers highway-env's ids)
+
+    return load_env_creator(gym.spec(highway_id).entry_point)

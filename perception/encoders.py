@@ -1,0 +1,86 @@
+"""CNN encoders for uint8 frame stacks ``(stack, H, W)``, usable as SB3 features extractors.
+
+Frames are normalised here and only here (``normalize_frames``): policies are built with
+``normalize_images=False`` so that SB3 does not divide a second time, and an encoder used outside
+SB3 (pretraining, probes) sees exactly what the agent sees.
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import torch as th
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+from torch import nn
+
+
+def normalize_frames(frames: th.Tensor) -> th.Tensor:
+    """uint8-valued frames in [0, 255] -> float in [0, 1]."""
+    return frames.float() / 255.0
+
+
+class _FrameEncoder(BaseFeaturesExtractor):
+    """Shared plumbing: check the space, run the conv trunk once to size the linear head."""
+
+    def __init__(self, observation_space: gym.spaces.Box, features_dim: int, trunk: nn.Module):
+        if len(observation_space.shape) != 3:
+            raise ValueError(
+                f"{type(self).__name__} needs frames shaped (stack, H, W), got {observation_space.shape}"
+            )
+        super().__init__(observation_space, features_dim)
+        self.trunk = trunk
+        with th.no_grad():
+            sample = th.zeros((1, *observation_space.shape))
+            n_flat = self.trunk(sample).flatten(1).shape[1]
+        self.head = nn.Sequential(nn.Linear(n_flat, features_dim), nn.ReLU())
+
+    def forward(self, observations: th.Tensor) -> th.Tensor:
+        return self.head(self.trunk(normalize_frames(observations)).flatten(1))
+
+
+class NatureEncoder(_FrameEncoder):
+    """The Nature-DQN CNN (Mnih et al. 2015), as SB3's ``NatureCNN``, normalising its own input."""
+
+    def __init__(self, observation_space: gym.spaces.Box, features_dim: int = 512):
+        n_in = observation_space.shape[0]
+        trunk = nn.Sequential(
+            nn.Conv2d(n_in, 32, kernel_size=8, stride=4),
+            nn.ReLU(),
+            nn.Conv2d(32, 64, kernel_size=4, stride=2),
+            nn.ReLU(),
+            nn.Conv2d(64, 64, kernel_size=3, stride=1),
+            nn.ReLU(),
+        )
+        super().__init__(observation_space, features_dim, trunk)
+
+
+class _ResidualBlock(nn.Module):
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv0 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
+
+    def forward(self, x: th.Tensor) -> th.Tensor:
+        return x + self.conv1(th.relu(self.conv0(th.relu(x))))
+
+
+class ResidualEncoder(_FrameEncoder):
+    """The IMPALA ResNet (Espeholt et al. 2018): three conv + max-pool stages, two residual blocks each."""
+
+    def __init__(
+        self, observation_space: gym.spaces.Box, features_dim: int = 256, channels: tuple[int, ...] = (16, 32, 32)
+    ):
+        layers: list[nn.Module] = []
+        n_in = observation_space.shape[0]
+        for n_out in channels:
+            layers += [
+                nn.Conv2d(n_in, n_out, 3, padding=1),
+                nn.MaxPool2d(3, stride=2, padding=1),
+                _ResidualBlock(n_out),
+                _ResidualBlock(n_out),
+            ]
+            n_in = n_out
+        layers.append(nn.ReLU())
+        super().__init__(observation_space, features_dim, nn.Sequential(*layers))
+
+
+ENCODERS: dict[str, type[_FrameEncoder]] = {"nature": NatureEncoder, "resnet": ResidualEncoder}
