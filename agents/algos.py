@@ -34,16 +34,12 @@ def check_hyperparams(algo: str, hyperparams: dict[str, Any]) -> None:
         else:
             ok = True  # schedules, tuples, dicts, None defaults: SB3 checks them itself
         if not ok:
-            raise DriveError(
-                f"{algo} hyperparameter {key!r} must be of type {type(default).__name__}, got {value!r}"
-            )
+            raise DriveError(f"{algo} hyperparameter {key!r} must be of type {type(default).__name__}, got {value!r}")
 
 
 def check_action_space(algo: str, action_space: gym.Space, env_name: str) -> None:
     if algo == "dqn" and not isinstance(action_space, gym.spaces.Discrete):
-        raise DriveError(
-            f"algorithm 'dqn' needs discrete actions, but env {env_name!r} has {action_space}; valid: ppo"
-        )
+        raise DriveError(f"algorithm 'dqn' needs discrete actions, but env {env_name!r} has {action_space}; valid: ppo")
 
 
 def policy_setup(config, observation_space: gym.Space) -> tuple[str, dict[str, Any]]:

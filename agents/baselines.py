@@ -19,6 +19,7 @@ class RandomPolicy:
     """Uniform random actions, seeded."""
 
     name = "random"
+    values_label = ""
 
     def __init__(self, env: gym.Env, seed: int | None = None):
         self.action_space = env.action_space
@@ -35,6 +36,7 @@ class IDMPolicy:
     """highway-env's IDM (longitudinal) and MOBIL (lateral) models driving the ego."""
 
     name = "idm"
+    values_label = ""
 
     def __init__(self, env: gym.Env, seed: int | None = None):
         from highway_env.envs.common.action import DiscreteMetaAction

@@ -25,7 +25,8 @@ class EpisodeRecord:
 
 
 def run_episode(env: gym.Env, policy, seed: int, on_step=None) -> EpisodeRecord:
-    """One episode; ``on_step(env, obs, action, policy)`` sees every decision (for videos)."""
+    """One episode; ``on_step(env, obs, action, policy)`` sees every decision, and the final state
+    with ``action=None`` (for videos)."""
     obs, _ = env.reset(seed=seed)
     ego = env.unwrapped.vehicle
     position, lane = np.array(ego.position, dtype=float), ego.lane_index
@@ -45,6 +46,8 @@ def run_episode(env: gym.Env, policy, seed: int, on_step=None) -> EpisodeRecord:
         lane_changes += _changed_lane(lane, ego.lane_index)
         lane = ego.lane_index
         crashed = crashed or bool(info.get("crashed", ego.crashed))
+    if on_step is not None:
+        on_step(env, obs, None, policy)
     return EpisodeRecord(total, crashed, float(np.mean(speeds)), distance, lane_changes, len(speeds), seed)
 
 
@@ -57,8 +60,7 @@ def evaluate(env: gym.Env, policy, episodes: int, seed: int = 0, progress: bool 
     """``episodes`` records, episode ``i`` reset with ``seed + i``."""
     seeds = range(seed, seed + episodes)
     return [
-        run_episode(env, policy, s, on_step)
-        for s in tqdm(seeds, desc="evaluate", unit="episode", disable=not progress)
+        run_episode(env, policy, s, on_step) for s in tqdm(seeds, desc="evaluate", unit="episode", disable=not progress)
     ]
 
 

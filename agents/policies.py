@@ -7,6 +7,7 @@ for PPO, None for baselines), so evaluation and ``drive watch`` treat them all a
 from __future__ import annotations
 
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import gymnasium as gym
@@ -26,6 +27,8 @@ class AgentPolicy:
     def __init__(self, model: BaseAlgorithm, name: str = "agent"):
         self.model = model
         self.name = name
+        discrete = isinstance(model.action_space, gym.spaces.Discrete)
+        self.values_label = "Q" if isinstance(model, DQN) else ("p" if discrete else "mean")
 
     def act(self, obs):
         action, _ = self.model.predict(obs, deterministic=True)
@@ -51,9 +54,7 @@ def load_model(checkpoint: str | Path, algo: str, device: str = "auto") -> BaseA
     try:
         return ALGOS[algo].load(path, device=device)
     except (zipfile.BadZipFile, KeyError, ValueError, RuntimeError, EOFError, OSError) as err:
-        raise DriveError(
-            f"checkpoint {str(path)!r} is not a readable {algo} model ({type(err).__name__})"
-        ) from None
+        raise DriveError(f"checkpoint {str(path)!r} is not a readable {algo} model ({type(err).__name__})") from None
 
 
 def check_spaces(model: BaseAlgorithm, env: gym.Env, where: str) -> None:
@@ -73,3 +74,61 @@ def make_policy(env: gym.Env, *, policy: str | None = None, model: BaseAlgorithm
         return AgentPolicy(model)
     check_choice("policy", policy, BASELINES)
     return BASELINES[policy](env, seed=seed)
+
+
+@dataclass(frozen=True)
+class PolicySource:
+    """Where a policy to evaluate or watch comes from, and the env it belongs in."""
+
+    label: str  # names the output: a run folder, a checkpoint or a baseline
+    env: str
+    obs: str
+    env_config: dict
+    checkpoint: Path | None = None
+    algo: str | None = None
+    baseline: str | None = None
+
+    def make(self, env: gym.Env, seed: int | None = None, device: str = "auto"):
+        if self.baseline is not None:
+            return make_policy(env, policy=self.baseline, seed=seed)
+        model = load_model(self.checkpoint, self.algo, device=device)
+        check_spaces(model, env, f"checkpoint {self.checkpoint.name}")
+        return AgentPolicy(model, name=self.label)
+
+
+def policy_source(
+    *, run=None, checkpoint=None, policy=None, env: str | None = None, obs: str | None = None, algo=None
+) -> PolicySource:
+    """Resolve exactly one of ``--run``, ``--checkpoint``, ``--policy``."""
+    from drive.runs import CONFIG_FILE, read_run_config
+
+    given = [name for name, value in (("--run", run), ("--checkpoint", checkpoint), ("--policy", policy)) if value]
+    if len(given) != 1:
+        raise DriveError(f"give exactly one of --run, --checkpoint, --policy (got {', '.join(given) or 'none'})")
+    if policy:
+        check_choice("policy", policy, BASELINES)
+        return PolicySource(policy, env or "highway", obs or "kinematics", {}, baseline=policy)
+    if run:
+        run = Path(run)
+        config = read_run_config(run)
+        model = run / "model.zip"
+        if not model.is_file():
+            from drive.runs import latest_checkpoint
+
+            model = latest_checkpoint(run)[0]
+        checkpoint = model
+        label = run.name
+    else:
+        checkpoint = Path(checkpoint)
+        if not checkpoint.is_file():
+            raise DriveError(f"checkpoint {str(checkpoint)!r} does not exist")
+        label = checkpoint.stem
+        owner = next((p for p in checkpoint.resolve().parents[:2] if (p / CONFIG_FILE).is_file()), None)
+        config = read_run_config(owner) if owner else None
+    if config is None:
+        if not algo:
+            raise DriveError(f"checkpoint {str(checkpoint)!r} is outside a run folder: give --algo (valid: dqn, ppo)")
+        return PolicySource(label, env or "highway", obs or "pixels", {}, checkpoint, algo)
+    if env and env != config.env.name:
+        raise DriveError(f"{label} was trained on env {config.env.name!r}, not {env!r}; valid: {config.env.name}")
+    return PolicySource(label, config.env.name, config.env.obs, dict(config.env.config), checkpoint, config.algo.name)

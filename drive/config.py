@@ -151,9 +151,7 @@ def _convert(hint: Any, value: Any, where: str) -> Any:
     if isinstance(value, bool) and hint is not bool:
         ok = ()
     if not isinstance(value, ok):
-        raise DriveError(
-            f"config key {where!r} must be of type {getattr(hint, '__name__', hint)}, got {value!r}"
-        )
+        raise DriveError(f"config key {where!r} must be of type {getattr(hint, '__name__', hint)}, got {value!r}")
     return float(value) if hint is float else value
 
 
@@ -212,4 +210,3 @@ def validate(config: RunConfig) -> RunConfig:
 
 def dump(config: RunConfig) -> str:
     return yaml.safe_dump(to_dict(config), sort_keys=False)
-

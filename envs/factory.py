@@ -31,9 +31,7 @@ def highway_config(scenario: str, obs: str, overrides: dict[str, Any] | None = N
         config["observation"] = observation
     for key, value in (overrides or {}).items():
         if key not in defaults:
-            raise DriveError(
-                f"unknown {scenario} env config key {key!r}; valid: {', '.join(sorted(defaults))}"
-            )
+            raise DriveError(f"unknown {scenario} env config key {key!r}; valid: {', '.join(sorted(defaults))}")
         if key in ("observation", "action"):
             raise DriveError(f"env config key {key!r} is set by the preset; choose --obs instead")
         config[key] = value
@@ -44,8 +42,7 @@ def make_scenario_env(
     scenario: str, obs: str, config: dict[str, Any] | None = None, render_mode: str | None = None
 ) -> gym.Env:
     """Gymnasium entry point of ``drive/<scenario>-<obs>-v0``: the highway-env env itself, configured."""
-    # pygame, under highway-env's renderer, needs no window or sound card to draw offscreen.
-    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    # No sound card is needed. (Never set SDL_VIDEODRIVER=dummy: highway-env's viewer then draws nothing.)
     os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
     full = highway_config(scenario, obs, config)
     return _env_class(SCENARIOS[scenario].highway_id)(config=full, render_mode=render_mode)

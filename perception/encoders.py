@@ -23,9 +23,7 @@ class _FrameEncoder(BaseFeaturesExtractor):
 
     def __init__(self, observation_space: gym.spaces.Box, features_dim: int, trunk: nn.Module):
         if len(observation_space.shape) != 3:
-            raise ValueError(
-                f"{type(self).__name__} needs frames shaped (stack, H, W), got {observation_space.shape}"
-            )
+            raise ValueError(f"{type(self).__name__} needs frames shaped (stack, H, W), got {observation_space.shape}")
         super().__init__(observation_space, features_dim)
         self.trunk = trunk
         with th.no_grad():

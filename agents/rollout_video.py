@@ -1,0 +1,183 @@
+"""Rollout videos for ``drive watch``: highway-env's colour render beside what the agent sees.
+
+Each decision step becomes one frame: on top the colour render, below it the observation the policy
+was given (the stacked grayscale frames, oldest to newest, or the vehicle table as text), and a panel with
+the step, the ego's speed, the action taken and the policy's action values.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from drive.errors import DriveError
+
+VIDEO_SUFFIXES = (".mp4", ".gif")
+_FONT = cv2.FONT_HERSHEY_SIMPLEX
+_PANEL_H = 54
+
+
+def action_names(env) -> list[str]:
+    action_type = getattr(env.unwrapped, "action_type", None)
+    names = getattr(action_type, "actions", None)
+    return [names[i] for i in sorted(names)] if isinstance(names, dict) else []
+
+
+def compose_frame(
+    render: np.ndarray, obs, step: int, speed: float, action, values, names: list[str], values_label: str = ""
+) -> np.ndarray:
+    """One RGB video frame, uint8 (H, W, 3)."""
+    width = render.shape[1]
+    seen = _observation_image(obs, width)
+    if action is None:
+        label = "(episode over)"
+    elif names and np.ndim(action) == 0:
+        label = names[int(action)]
+    else:
+        label = np.array2string(np.asarray(action), precision=2)
+    lines = [f"step {step}   speed {speed:5.1f} m/s   action {label}"]
+    if values is not None:
+        pairs = zip(names or [str(i) for i in range(len(values))], np.asarray(values).ravel())
+        lines.append(f"{values_label}  " + "  ".join(f"{n}:{v:.2f}" for n, v in pairs))
+    panel = np.full((_PANEL_H, width, 3), 20, np.uint8)
+    for i, line in enumerate(lines):
+        cv2.putText(panel, line, (6, 20 + 22 * i), _FONT, 0.45, (235, 235, 235), 1, cv2.LINE_AA)
+    return np.concatenate([render, seen, panel], axis=0)
+
+
+def _observation_image(obs, width: int) -> np.ndarray:
+    obs = np.asarray(obs) if not isinstance(obs, dict) else np.asarray(obs["observation"])
+    if obs.ndim == 3 and obs.dtype == np.uint8:
+        # highway-env frames are (stack, W, H): transpose each to (H, W), lay them side by side.
+        tiles = [np.ascontiguousarray(frame.T) for frame in obs]
+        strip = np.concatenate([np.pad(t, ((0, 0), (0, 4)), constant_values=255) for t in tiles], axis=1)
+        scale = width / strip.shape[1]
+        strip = cv2.resize(strip, (width, max(1, round(strip.shape[0] * scale))), interpolation=cv2.INTER_NEAREST)
+        return np.repeat(strip[:, :, None], 3, axis=2)
+    rows = np.atleast_2d(obs)[:6]
+    image = np.full((16 * len(rows) + 8, width, 3), 40, np.uint8)
+    for i, row in enumerate(rows):
+        text = " ".join(f"{v:+.2f}" for v in np.ravel(row)[:8])
+        cv2.putText(image, text, (6, 16 * (i + 1)), _FONT, 0.4, (200, 255, 200), 1, cv2.LINE_AA)
+    return image
+
+
+def check_output(path: Path) -> None:
+    if path.suffix.lower() not in VIDEO_SUFFIXES:
+        raise DriveError(f"unknown video format {path.suffix or path.name!r}; valid: {', '.join(VIDEO_SUFFIXES)}")
+
+
+def write_video(path: Path, frames: list[np.ndarray], fps: float) -> Path:
+    """MP4 through OpenCV, GIF through Pillow; frames are RGB uint8 of one size."""
+    check_output(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() == ".gif":
+        from PIL import Image
+
+        images = [Image.fromarray(f) for f in frames]
+        images[0].save(path, save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
+        return path
+    height, width = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+    for frame in frames:
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    writer.release()
+    return path
+
+
+def has_display() -> bool:
+    if os.name == "nt" or os.uname().sysname == "Darwin":
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+class LiveWindow:
+    """A pygame window showing frames as they are made (pygame ships with highway-env)."""
+
+    def __init__(self, fps: float):
+        if not has_display():
+            raise DriveError("--live needs a display, and none was found (DISPLAY is unset); use --out FILE.mp4")
+        os.environ.pop("SDL_VIDEODRIVER", None)
+        import pygame
+
+        pygame.init()
+        self.pygame, self.screen, self.clock, self.fps = pygame, None, pygame.time.Clock(), fps
+
+    def show(self, frame: np.ndarray) -> None:
+        pg = self.pygame
+        if self.screen is None:
+            self.screen = pg.display.set_mode((frame.shape[1], frame.shape[0]))
+            pg.display.set_caption("drive watch")
+        pg.event.pump()
+        self.screen.blit(pg.surfarray.make_surface(frame.swapaxes(0, 1)), (0, 0))
+        pg.display.flip()
+        self.clock.tick(self.fps)
+
+    def close(self) -> None:
+        self.pygame.quit()
+
+
+def record_rollouts(env, policy, episodes: int, seed: int, progress: bool = False, on_frame=None) -> list[np.ndarray]:
+    """Frames of ``episodes`` greedy episodes, one per decision plus the final state of each."""
+    from drive.agents.evaluation import evaluate
+
+    frames: list[np.ndarray] = []
+    names = action_names(env)
+
+    def on_step(env, obs, action, policy):
+        values = policy.action_values(obs) if action is not None else None
+        speed = float(env.unwrapped.vehicle.speed)
+        frame = compose_frame(env.render(), obs, len(frames), speed, action, values, names, policy.values_label)
+        frames.append(frame)
+        if on_frame is not None:
+            on_frame(frame)
+
+    evaluate(env, policy, episodes, seed, progress=progress, on_step=on_step)
+    return frames
+
+
+def watch_policy(
+    *,
+    run=None,
+    checkpoint=None,
+    policy=None,
+    env=None,
+    obs=None,
+    algo=None,
+    episodes: int = 1,
+    seed: int = 0,
+    out: Path | None = None,
+    live: bool = False,
+    fps: float = 2.0,
+    backend: str = "highway-env",
+    device: str = "auto",
+    progress: bool = False,
+) -> Path | None:
+    """Record (and optionally show) rollouts; returns the video path, or None for ``--live`` alone."""
+    from drive.agents.policies import policy_source
+    from drive.envs import make_env
+    from drive.envs.scenarios import BACKENDS
+
+    from drive.errors import check_choice
+
+    check_choice("backend", backend, BACKENDS)
+    if episodes < 1 or fps <= 0:
+        raise DriveError(f"--episodes must be at least 1 and --fps positive, got {episodes} and {fps}")
+    if out is None and not live:
+        out = Path("videos") / "watch.mp4"
+    if out is not None:
+        check_output(Path(out))
+    source = policy_source(run=run, checkpoint=checkpoint, policy=policy, env=env, obs=obs or "pixels", algo=algo)
+    window = LiveWindow(fps) if live else None
+    scenario_env = make_env(source.env, source.obs, config=source.env_config, render_mode="rgb_array")
+    actor = source.make(scenario_env, seed=seed, device=device)
+    try:
+        frames = record_rollouts(scenario_env, actor, episodes, seed, progress, window.show if window else None)
+    finally:
+        scenario_env.close()
+        if window is not None:
+            window.close()
+    return write_video(Path(out), frames, fps) if out is not None else None

@@ -1,0 +1,108 @@
+"""Train an agent into a run folder, or resume one from its last checkpoint."""
+
+from __future__ import annotations
+
+import shlex
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from drive.agents.algos import ALGOS, build_model
+from drive.agents.callbacks import CheckpointCallback, EvalCallback, RewardTermsCallback
+from drive.agents.evaluation import records_as_dicts
+from drive.agents.policies import check_spaces
+from drive.envs import make_env, make_vec_env
+from stable_baselines3.common.callbacks import CallbackList
+from stable_baselines3.common.logger import configure
+
+from drive.config import RunConfig
+from drive.errors import DriveError
+from drive.runs import latest_checkpoint, new_run_dir, read_run_config, write_metrics, write_run_files
+
+
+class TrainingInterrupted(Exception):
+    """Raised after an interrupted run was checkpointed; carries the command that resumes it."""
+
+
+def make_envs(config: RunConfig):
+    """The training vec env and a separate evaluation env that can render video frames."""
+    env = config.env
+    train_env = make_vec_env(
+        env.name,
+        env.obs,
+        env.n_envs,
+        seed=config.train.seed,
+        backend=env.backend,
+        vec_env=env.vec_env,
+        config=env.config,
+    )
+    eval_env = make_env(env.name, env.obs, config=env.config, render_mode="rgb_array")
+    return train_env, eval_env
+
+
+def train(config: RunConfig, runs_root: str | Path = "runs", progress: bool = True) -> Path:
+    """A new run: everything is built and checked before the run folder is made."""
+    train_env, eval_env = make_envs(config)
+    model = build_model(config, train_env, device=config.train.device)
+    run = new_run_dir(runs_root, f"{config.env.name}-{config.algo.name}")
+    write_run_files(run, config)
+    return _learn(model, config, run, eval_env, progress)
+
+
+def resume(run: str | Path, timesteps: int | None = None, progress: bool = True) -> Path:
+    """Continue ``run`` from its newest checkpoint: step counter, optimizer and replay buffer."""
+    run = Path(run)
+    if not run.is_dir():
+        raise DriveError(f"run folder {str(run)!r} does not exist")
+    config = read_run_config(run)
+    if timesteps is not None:
+        config = replace(config, train=replace(config.train, timesteps=timesteps))
+    checkpoint, replay, steps = latest_checkpoint(run)
+    if steps >= config.train.timesteps:
+        raise DriveError(f"run {str(run)!r} already has {steps} of {config.train.timesteps} steps; pass --timesteps")
+    train_env, eval_env = make_envs(config)
+    from drive.agents.policies import load_model
+
+    model = load_model(checkpoint, config.algo.name, device=config.train.device)
+    check_spaces(model, train_env, f"checkpoint {checkpoint.name}")
+    model.set_env(train_env)
+    if replay is not None:
+        model.load_replay_buffer(replay)
+    write_run_files(run, config)
+    return _learn(model, config, run, eval_env, progress, resumed=True)
+
+
+def _learn(model, config: RunConfig, run: Path, eval_env, progress: bool, resumed: bool = False) -> Path:
+    model.set_logger(configure(str(run / "tb"), ["tensorboard", "csv"]))
+    checkpoints = CheckpointCallback(run / "checkpoints", config.train.save_freq)
+    evaluation = EvalCallback(eval_env, config.train.eval_episodes, config.train.eval_freq, config.train.video_steps)
+    callbacks = CallbackList([checkpoints, evaluation, RewardTermsCallback()])
+    start, steps_before = time.perf_counter(), model.num_timesteps
+    try:
+        model.learn(
+            config.train.timesteps - model.num_timesteps,
+            callback=callbacks,
+            reset_num_timesteps=not resumed,
+            progress_bar=progress,
+        )
+    except KeyboardInterrupt:
+        checkpoints.save()
+        command = shlex.join(["drive", "train-agent", "--resume", str(run)])
+        raise TrainingInterrupted(f"interrupted at step {model.num_timesteps}; resume with: {command}") from None
+    seconds = time.perf_counter() - start
+    checkpoints.save()
+    model.save(run / "model.zip")
+    write_metrics(
+        run / "metrics.json",
+        evaluation.summary or {},
+        records_as_dicts(evaluation.records),
+        timesteps=model.num_timesteps,
+        train_seconds=seconds,
+        steps_per_s=(model.num_timesteps - steps_before) / max(seconds, 1e-9),
+    )
+    model.get_env().close()
+    eval_env.close()
+    return run
+
+
+__all__ = ["ALGOS", "TrainingInterrupted", "resume", "train"]

@@ -1,0 +1,195 @@
+"""The ``drive`` command line: one function per verb over the Python API.
+
+Bad input exits with code 2 and one line on stderr; an interrupted training run exits with 130
+after saving a checkpoint it can be resumed from.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from drive.errors import DriveError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    help="Train, evaluate and watch driving agents on highway-env scenarios.",
+)
+
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
+Backend = Annotated[str, typer.Option(help="Simulator: highway-env (the reference).")]
+Seed = Annotated[int, typer.Option(help="Seed of the first episode; episode i uses seed + i.")]
+Device = Annotated[str, typer.Option(help="auto, cpu or cuda.")]
+RunsDir = Annotated[Path, typer.Option(help="Where run folders are written.")]
+
+
+@app.command("train-agent")
+def train_agent(
+    env: Annotated[
+        str, typer.Option(help="Scenario: highway, merge, roundabout, intersection, racetrack, parking.")
+    ] = "highway",
+    algo: Annotated[str | None, typer.Option(help="dqn or ppo (default: the env preset's).")] = None,
+    obs: Annotated[str | None, typer.Option(help="pixels or kinematics (default: the env preset's).")] = None,
+    backend: Backend = "highway-env",
+    n_envs: Annotated[int | None, typer.Option(help="Parallel envs (default: the algorithm preset's).")] = None,
+    timesteps: Annotated[int | None, typer.Option("--timesteps", "-n", help="Env steps in total.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of the run.")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML file merged over the presets.")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="key.path=value override; repeatable.")] = None,
+    resume: Annotated[Path | None, typer.Option(help="Run folder to continue from its last checkpoint.")] = None,
+    runs_dir: RunsDir = Path("runs"),
+    quiet: Quiet = False,
+) -> None:
+    """Train DQN or PPO on a scenario; writes runs/<env>-<algo>-<timestamp>/."""
+    from drive.agents.training import resume as resume_run
+    from drive.agents.training import train
+    from drive.config import resolve
+
+    if resume is not None:
+        others = [
+            name
+            for name, value in (
+                ("--algo", algo),
+                ("--obs", obs),
+                ("--n-envs", n_envs),
+                ("--seed", seed),
+                ("--device", device),
+                ("--config", config),
+                ("--set", set_),
+            )
+            if value
+        ]
+        if others:
+            raise DriveError(
+                f"--resume continues the run's saved config; drop {', '.join(others)} (valid: --timesteps)"
+            )
+        run = resume_run(resume, timesteps, progress=not quiet)
+    else:
+        flags = _flags(backend=backend, n_envs=n_envs, timesteps=timesteps, seed=seed, device=device)
+        run_config = resolve(env, algo, obs, config, flags, set_)
+        run = train(run_config, runs_dir, progress=not quiet)
+    typer.echo(f"run folder: {run}\nTensorBoard logs: {run / 'tb'}  (view with: tensorboard --logdir {run.parent})")
+
+
+def _flags(backend, n_envs, timesteps, seed, device) -> dict:
+    flags: dict = {"env": {"backend": backend}, "train": {}}
+    if n_envs is not None:
+        flags["env"]["n_envs"] = n_envs
+    for key, value in (("timesteps", timesteps), ("seed", seed), ("device", device)):
+        if value is not None:
+            flags["train"][key] = value
+    return flags
+
+
+@app.command()
+def evaluate(
+    run: Annotated[Path | None, typer.Option(help="Run folder of a trained agent.")] = None,
+    checkpoint: Annotated[Path | None, typer.Option(help="A model .zip.")] = None,
+    policy: Annotated[str | None, typer.Option(help="Baseline: idm or random.")] = None,
+    env: Annotated[str | None, typer.Option(help="Scenario (default: the run's, or highway).")] = None,
+    obs: Annotated[str | None, typer.Option(help="Observation preset for a checkpoint outside a run.")] = None,
+    algo: Annotated[str | None, typer.Option(help="Algorithm of a checkpoint outside a run.")] = None,
+    episodes: Annotated[int, typer.Option(help="Episodes to run.")] = 10,
+    seed: Seed = 0,
+    backend: Backend = "highway-env",
+    device: Device = "auto",
+    runs_dir: RunsDir = Path("runs"),
+    quiet: Quiet = False,
+) -> None:
+    """Evaluate a policy: per-episode records and a summary in metrics.json and TensorBoard."""
+    from drive.agents.evaluate_run import evaluate_to_run
+
+    out = evaluate_to_run(
+        run=run,
+        checkpoint=checkpoint,
+        policy=policy,
+        env=env,
+        obs=obs,
+        algo=algo,
+        episodes=episodes,
+        seed=seed,
+        backend=backend,
+        device=device,
+        runs_dir=runs_dir,
+        progress=not quiet,
+    )
+    typer.echo(out.summary_line)
+    typer.echo(f"metrics: {out.folder / 'metrics.json'}")
+
+
+@app.command()
+def watch(
+    run: Annotated[Path | None, typer.Option(help="Run folder of a trained agent.")] = None,
+    checkpoint: Annotated[Path | None, typer.Option(help="A model .zip.")] = None,
+    policy: Annotated[str | None, typer.Option(help="Baseline: idm or random.")] = None,
+    env: Annotated[str | None, typer.Option(help="Scenario (default: the run's, or highway).")] = None,
+    obs: Annotated[str | None, typer.Option(help="Observation preset for a checkpoint or baseline.")] = None,
+    algo: Annotated[str | None, typer.Option(help="Algorithm of a checkpoint outside a run.")] = None,
+    episodes: Annotated[int, typer.Option(help="Episodes to record.")] = 1,
+    seed: Seed = 0,
+    out: Annotated[Path | None, typer.Option(help="Video file, .mp4 or .gif.")] = None,
+    live: Annotated[bool, typer.Option(help="Also show the rollout in a window.")] = False,
+    fps: Annotated[float, typer.Option(help="Frames (decisions) per second of the video.")] = 2.0,
+    backend: Backend = "highway-env",
+    device: Device = "auto",
+    quiet: Quiet = False,
+) -> None:
+    """Record a rollout: colour render beside the agent's own frames, with actions and action values."""
+    from drive.agents.rollout_video import watch_policy
+
+    path = watch_policy(
+        run=run,
+        checkpoint=checkpoint,
+        policy=policy,
+        env=env,
+        obs=obs,
+        algo=algo,
+        episodes=episodes,
+        seed=seed,
+        out=out,
+        live=live,
+        fps=fps,
+        backend=backend,
+        device=device,
+        progress=not quiet,
+    )
+    if path is not None:
+        typer.echo(f"video: {path}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point: DriveError -> one line and exit code 2."""
+    from drive.agents.training import TrainingInterrupted
+
+    try:
+        app(args=argv, standalone_mode=False)
+    except DriveError as err:
+        typer.echo(f"error: {err}", err=True)
+        return 2
+    except TrainingInterrupted as err:
+        typer.echo(str(err), err=True)
+        return 130
+    except typer.Exit as done:
+        return done.exit_code
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        return 130
+    except Exception as err:  # usage errors from the CLI library
+        from typer._click.exceptions import ClickException
+
+        if isinstance(err, ClickException):
+            typer.echo(f"error: {err.format_message()}", err=True)
+            return err.exit_code
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,70 @@
+"""Run folders: ``runs/<env>-<algo>-<timestamp>/`` with everything needed to resume or compare."""
+
+from __future__ import annotations
+
+import json
+import platform
+import re
+import shlex
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+
+from drive.config import RunConfig, dump, from_dict, load_file, validate
+from drive.errors import DriveError
+
+CONFIG_FILE = "config.yaml"
+_CHECKPOINT = re.compile(r"model_(\d+)_steps\.zip$")
+
+
+def new_run_dir(root: str | Path, name: str) -> Path:
+    """A fresh folder ``root/<name>-<timestamp>``, suffixed ``-2``, ``-3``... if that second is taken."""
+    base = Path(root) / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    path, k = base, 1
+    while True:
+        try:
+            path.mkdir(parents=True)
+            return path
+        except FileExistsError:
+            k += 1
+            path = base.with_name(f"{base.name}-{k}")
+
+
+def write_run_files(run: Path, config: RunConfig) -> None:
+    """The resolved config, the exact command and the package versions."""
+    (run / CONFIG_FILE).write_text(dump(config))
+    (run / "command.txt").write_text(shlex.join(sys.argv) + "\n")
+    (run / "versions.json").write_text(json.dumps(versions(), indent=2) + "\n")
+
+
+def versions() -> dict[str, str]:
+    found = {"python": platform.python_version()}
+    for package in ("drive", "torch", "stable-baselines3", "gymnasium", "highway-env", "numpy"):
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            found[package] = "not installed"
+    return found
+
+
+def read_run_config(run: str | Path) -> RunConfig:
+    path = Path(run) / CONFIG_FILE
+    if not path.is_file():
+        raise DriveError(f"run folder {str(run)!r} has no {CONFIG_FILE}; give a folder made by drive train-agent")
+    return validate(from_dict(RunConfig, load_file(path)))
+
+
+def latest_checkpoint(run: str | Path) -> tuple[Path, Path | None, int]:
+    """The newest ``checkpoints/model_<N>_steps.zip``, its replay buffer if saved, and N."""
+    folder = Path(run) / "checkpoints"
+    found = [(int(m.group(1)), p) for p in folder.glob("model_*_steps.zip") if (m := _CHECKPOINT.search(p.name))]
+    if not found:
+        raise DriveError(f"run folder {str(run)!r} has no checkpoint in checkpoints/ to resume from")
+    steps, model = max(found)
+    replay = folder / f"model_replay_buffer_{steps}_steps.pkl"
+    return model, (replay if replay.is_file() else None), steps
+
+
+def write_metrics(path: Path, summary: dict, episodes: list[dict], **extra) -> None:
+    path.write_text(json.dumps({"summary": summary, "episodes": episodes, **extra}, indent=2) + "\n")
