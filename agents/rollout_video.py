@@ -40,12 +40,14 @@ def compose_frame(
         label = np.array2string(np.asarray(action), precision=2)
     lines = [f"step {step}   speed {speed:5.1f} m/s   action {label}"]
     if values is not None:
-        pairs = zip(names or [str(i) for i in range(len(values))], np.asarray(values).ravel())
+        pairs = zip(names or [str(i) for i in range(len(values))], np.asarray(values).ravel(), strict=False)
         lines.append(f"{values_label}  " + "  ".join(f"{n}:{v:.2f}" for n, v in pairs))
     panel = np.full((_PANEL_H, width, 3), 20, np.uint8)
     for i, line in enumerate(lines):
         cv2.putText(panel, line, (6, 20 + 22 * i), _FONT, 0.45, (235, 235, 235), 1, cv2.LINE_AA)
-    return np.concatenate([render, seen, panel], axis=0)
+    frame = np.concatenate([render, seen, panel], axis=0)
+    # Video codecs want even sizes (mp4v silently crops an odd row).
+    return np.pad(frame, ((0, frame.shape[0] % 2), (0, frame.shape[1] % 2), (0, 0)))
 
 
 def _observation_image(obs, width: int) -> np.ndarray:

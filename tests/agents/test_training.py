@@ -1,0 +1,83 @@
+import json
+
+import pytest
+import yaml
+from drive.agents.training import resume, train
+from stable_baselines3 import DQN, PPO
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from drive.config import resolve
+from drive.errors import DriveError
+from drive.runs import latest_checkpoint
+from tests.conftest import SHORT_EPISODES, TINY_DQN, TINY_PPO
+
+EVAL_SCALARS = {"eval/mean_return", "eval/crash_rate", "eval/mean_speed", "eval/lane_changes"}
+
+
+def _tb(run):
+    events = EventAccumulator(str(run / "tb"), size_guidance={"images": 0, "scalars": 0})
+    events.Reload()
+    return events
+
+
+@pytest.mark.parametrize(
+    ("algo", "obs", "tiny", "steps"),
+    [
+        ("dqn", "pixels", TINY_DQN, 64),
+        ("dqn", "kinematics", TINY_DQN, 64),
+        ("ppo", "pixels", TINY_PPO, 64),
+        ("ppo", "kinematics", TINY_PPO, 64),
+    ],
+)
+def test_a_short_run_writes_scalars_video_checkpoints_and_a_loadable_model(runs_dir, algo, obs, tiny, steps):
+    sets = [*tiny, *SHORT_EPISODES, "env.n_envs=2", f"train.save_freq={steps // 2}", f"train.eval_freq={steps // 2}"]
+    config = resolve("highway", algo, obs, flags={"train": {"timesteps": steps}}, sets=sets)
+    run = train(config, runs_dir, progress=False)
+
+    assert run.name.startswith(f"highway-{algo}-")
+    assert yaml.safe_load((run / "config.yaml").read_text())["algo"]["name"] == algo
+    events = _tb(run)
+    assert EVAL_SCALARS <= set(events.Tags()["scalars"])
+    assert {"rollout/ep_rew_mean", "rollout/reward_collision_reward"} <= set(events.Tags()["scalars"])
+    assert events.Tags()["images"] == ["eval/video"]  # TensorBoard keeps videos as animated images
+    assert [e.step for e in events.Scalars("eval/mean_return")] == [steps // 2, steps]
+
+    model = {"dqn": DQN, "ppo": PPO}[algo].load(run / "model.zip")
+    assert model.num_timesteps == steps
+    assert latest_checkpoint(run)[2] == steps
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["timesteps"] == steps and metrics["summary"]["episodes"] == 1
+
+
+def test_resume_continues_the_step_counter_optimizer_and_replay_buffer(runs_dir):
+    sets = [*TINY_DQN, *SHORT_EPISODES, "train.save_freq=40", "train.eval_freq=1000"]
+    config = resolve("highway", "dqn", "kinematics", flags={"train": {"timesteps": 80}}, sets=sets)
+    run = train(config, runs_dir, progress=False)
+    (run / "checkpoints" / "model_80_steps.zip").unlink()  # as if stopped after the step-40 checkpoint
+    (run / "model.zip").unlink()
+    before = DQN.load(run / "checkpoints" / "model_40_steps.zip")
+
+    resume(run, timesteps=120, progress=False)
+
+    after = DQN.load(run / "model.zip")
+    assert after.num_timesteps == 120
+    assert after._n_updates > before._n_updates  # the update counter carried on
+    assert [e.step for e in _tb(run).Scalars("eval/mean_return")][-1] == 120
+    replay = list((run / "checkpoints").glob("model_replay_buffer_*_steps.pkl"))
+    assert [p.name for p in replay] == ["model_replay_buffer_120_steps.pkl"]
+    assert yaml.safe_load((run / "config.yaml").read_text())["train"]["timesteps"] == 120
+
+
+def test_resume_refuses_a_folder_without_checkpoints(tmp_path):
+    with pytest.raises(DriveError, match="does not exist"):
+        resume(tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DriveError, match=r"has no config\.yaml"):
+        resume(tmp_path / "empty")
+
+
+def test_dqn_refuses_continuous_actions_before_making_a_run_folder(runs_dir):
+    config = resolve("racetrack", "dqn", "kinematics")
+    with pytest.raises(DriveError, match="algorithm 'dqn' needs discrete actions, but env 'racetrack' has Box"):
+        train(config, runs_dir, progress=False)
+    assert not runs_dir.exists()

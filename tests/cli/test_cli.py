@@ -1,0 +1,197 @@
+import json
+import os
+import subprocess
+import sys
+import zipfile
+
+import cv2
+import pytest
+
+from drive.cli import main
+from tests.conftest import SHORT_EPISODES, TINY_DQN
+
+
+def _sets(items):
+    return [arg for item in items for arg in ("--set", item)]
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    """One tiny DQN pixels run shared by the evaluate/watch tests."""
+    runs = tmp_path_factory.mktemp("runs")
+    args = ["train-agent", "--env", "highway", "--obs", "pixels", "--timesteps", "48", "--runs-dir", str(runs), "-q"]
+    assert main(args + _sets([*TINY_DQN, *SHORT_EPISODES, "train.eval_freq=48", "train.save_freq=48"])) == 0
+    (run,) = runs.iterdir()
+    return run
+
+
+def test_train_agent_prints_where_the_logs_went(trained_run, capsys, tmp_path):
+    runs = tmp_path / "runs"
+    args = ["train-agent", "--obs", "kinematics", "-n", "40", "--runs-dir", str(runs), "-q"]
+    assert main(args + _sets([*TINY_DQN, *SHORT_EPISODES])) == 0
+    out = capsys.readouterr().out
+    (run,) = runs.iterdir()
+    assert f"run folder: {run}" in out and f"TensorBoard logs: {run / 'tb'}" in out
+    assert {"config.yaml", "command.txt", "versions.json", "tb", "checkpoints", "model.zip", "metrics.json"} <= {
+        p.name for p in run.iterdir()
+    }
+
+
+def test_evaluate_writes_a_summary_that_matches_its_episodes(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    args = ["evaluate", "--policy", "idm", "--episodes", "3", "--runs-dir", str(runs), "-q"]
+    assert main([*args, "--seed", "4"]) == 0
+    (folder,) = runs.iterdir()
+    metrics = json.loads((folder / "metrics.json").read_text())
+    summary, episodes = metrics["summary"], metrics["episodes"]
+    assert set(summary) >= {
+        "mean_return",
+        "return_ci95",
+        "crash_rate",
+        "mean_speed",
+        "mean_distance",
+        "mean_lane_changes",
+        "episodes",
+    }
+    assert summary["episodes"] == len(episodes) == 3
+    assert summary["mean_return"] == pytest.approx(sum(e["episode_return"] for e in episodes) / 3)
+    assert summary["crash_rate"] == pytest.approx(sum(e["crashed"] for e in episodes) / 3)
+    assert [e["seed"] for e in episodes] == [4, 5, 6]
+    assert list((folder / "tb").glob("events.out.tfevents.*"))
+    assert "3 episodes: return" in capsys.readouterr().out
+
+
+def test_evaluate_a_trained_run(trained_run, tmp_path):
+    runs = tmp_path / "runs"
+    assert main(["evaluate", "--run", str(trained_run), "--episodes", "1", "--runs-dir", str(runs), "-q"]) == 0
+    (folder,) = runs.iterdir()
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert metrics["policy"] == trained_run.name and metrics["obs"] == "pixels" and metrics["timesteps"] == 48
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".gif"])
+def test_watch_writes_a_decodable_video_with_one_frame_per_decision(trained_run, tmp_path, suffix):
+    out = tmp_path / f"watch{suffix}"
+    assert main(["watch", "--run", str(trained_run), "--out", str(out), "-q"]) == 0
+    capture = cv2.VideoCapture(str(out))
+    frames = []
+    ok, frame = capture.read()
+    while ok:
+        frames.append(frame)
+        ok, frame = capture.read()
+    # duration=5 s at 1 Hz: at most 5 decisions, plus the final state
+    assert 2 <= len(frames) <= 6
+    assert frames[0].shape == (150 + 73 + 54 + 1, 600, 3)  # colour render, agent frames, text panel, even pad
+
+
+def test_watch_of_a_baseline_shows_the_agent_frames(tmp_path):
+    out = tmp_path / "idm.mp4"
+    assert main(["watch", "--policy", "idm", "--episodes", "2", "--out", str(out), "-q", "--seed", "1"]) == 0
+    capture = cv2.VideoCapture(str(out))
+    assert capture.get(cv2.CAP_PROP_FRAME_COUNT) >= 4
+    ok, frame = capture.read()
+    assert ok and frame[150:270].std() > 5  # the grayscale strip under the colour render is drawn
+
+
+def test_watch_live_without_a_display_says_so(monkeypatch, capsys):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    assert main(["watch", "--policy", "idm", "--live", "-q"]) == 2
+    assert "--live needs a display, and none was found" in capsys.readouterr().err
+
+
+def _corrupt(tmp_path):
+    bad = tmp_path / "bad.zip"
+    bad.write_bytes(b"not a zip")
+    return bad
+
+
+def _kinematics_checkpoint(tmp_path):
+    from drive.envs import make_env
+    from stable_baselines3 import DQN
+
+    model = DQN("MlpPolicy", make_env("highway", "kinematics"), buffer_size=10)
+    path = tmp_path / "kin.zip"
+    model.save(path)
+    return path
+
+
+BAD_INPUTS = [
+    (["train-agent", "--env", "highwy"], "unknown env 'highwy' (did you mean 'highway'?); valid:"),
+    (["train-agent", "--algo", "a2c"], "unknown algorithm 'a2c'; valid: dqn, ppo"),
+    (["train-agent", "--obs", "lidar"], "unknown observation preset 'lidar'; valid: pixels, kinematics"),
+    (["train-agent", "--backend", "batched"], "unknown backend 'batched'; valid: highway-env"),
+    (["train-agent", "--set", "train.lr=1"], "unknown config key 'train.lr'; valid:"),
+    (["train-agent", "--set", "env.n_envs=two"], "config key 'env.n_envs' must be of type int, got 'two'"),
+    (["train-agent", "--set", "env.config.lane_count=2"], "unknown highway env config key 'lane_count'"),
+    (["train-agent", "--timesteps", "abc"], "Invalid value for '--timesteps'"),
+    (["train-agent", "--resume", "nowhere"], "run folder 'nowhere' does not exist"),
+    (["evaluate", "--checkpoint", "missing.zip"], "checkpoint 'missing.zip' does not exist"),
+    (["evaluate", "--policy", "idm", "--env", "parking"], "policy 'idm' needs highway-env's DiscreteMetaAction"),
+    (["evaluate", "--policy", "expert"], "unknown policy 'expert'; valid: random, idm"),
+    (["evaluate"], "give exactly one of --run, --checkpoint, --policy (got none)"),
+    (["watch", "--policy", "idm", "--out", "x.avi"], "unknown video format '.avi'; valid: .mp4, .gif"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), BAD_INPUTS)
+def test_bad_input_is_one_line_and_exit_code_2(args, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "runs").exists()  # no run folder left behind
+
+
+def test_corrupt_checkpoint_is_refused(tmp_path, capsys):
+    assert main(["evaluate", "--checkpoint", str(_corrupt(tmp_path)), "--algo", "dqn"]) == 2
+    assert "is not a readable dqn model" in capsys.readouterr().err
+
+
+def test_checkpoint_from_another_observation_space_is_refused(tmp_path, capsys):
+    args = ["evaluate", "--checkpoint", str(_kinematics_checkpoint(tmp_path)), "--algo", "dqn", "--obs", "pixels"]
+    assert main([*args, "--runs-dir", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err
+    assert "was trained on observations Box" in err and "(5, 5)" in err and "(4, 128, 64)" in err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_checkpoint_outside_a_run_needs_its_algorithm(tmp_path, capsys):
+    assert main(["evaluate", "--checkpoint", str(_kinematics_checkpoint(tmp_path))]) == 2
+    assert "is outside a run folder: give --algo (valid: dqn, ppo)" in capsys.readouterr().err
+
+
+def test_resume_refuses_other_settings(trained_run, capsys):
+    assert main(["train-agent", "--resume", str(trained_run), "--algo", "ppo"]) == 2
+    assert "--resume continues the run's saved config; drop --algo" in capsys.readouterr().err
+
+
+def test_installed_console_script_reports_errors_with_exit_code_2():
+    script = os.path.join(os.path.dirname(sys.executable), "drive")
+    result = subprocess.run([script, "train-agent", "--env", "nope"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip().endswith("valid: highway, intersection, merge, parking, racetrack, roundabout")
+    help_text = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=120).stdout
+    assert all(verb in help_text for verb in ("train-agent", "evaluate", "watch"))
+
+
+def test_wheel_maps_the_folders_into_one_drive_namespace(tmp_path):
+    root = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), root],
+        check=True,
+        timeout=300,
+    )
+    (wheel,) = tmp_path.glob("drive-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    for expected in (
+        "drive/cli.py",
+        "drive/envs/factory.py",
+        "drive/agents/training.py",
+        "drive/perception/encoders.py",
+        "drive/configs/algo/dqn-pixels.yaml",
+        "drive/configs/env/highway.yaml",
+    ):
+        assert expected in names
+    assert not any(n.startswith(("envs/", "agents/", "perception/", "configs/")) for n in names)

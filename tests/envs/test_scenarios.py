@@ -1,0 +1,78 @@
+import gymnasium as gym
+import numpy as np
+import pytest
+from drive.envs import OBS_PRESETS, SCENARIOS, env_id, make_env, make_vec_env
+from gymnasium.utils.env_checker import check_env
+
+from drive.errors import DriveError
+
+ALL = [(s, o) for s in SCENARIOS for o in OBS_PRESETS]
+
+
+def test_every_scenario_and_preset_is_registered_in_the_drive_namespace():
+    ids = {i for i in gym.registry if i.startswith("drive/")}
+    assert ids == {env_id(s, o) for s, o in ALL}
+    assert len(ids) == 12
+
+
+@pytest.mark.parametrize(("scenario", "obs"), ALL)
+def test_check_env_passes(scenario, obs):
+    env = gym.make(env_id(scenario, obs))
+    check_env(env.unwrapped, skip_render_check=True)
+    env.close()
+
+
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+def test_pixels_are_stacked_uint8_grayscale_frames_that_show_the_road(scenario):
+    env = make_env(scenario, "pixels")
+    obs, _ = env.reset(seed=0)
+    obs, *_ = env.step(env.action_space.sample())
+    assert env.observation_space == gym.spaces.Box(0, 255, (4, 128, 64), np.uint8)
+    assert obs.shape == (4, 128, 64) and obs.dtype == np.uint8
+    # The newest frame is drawn (a blank frame once came from SDL's dummy video driver).
+    assert obs[-1].std() > 5
+
+
+def test_highway_kinematics_is_the_five_vehicle_table():
+    env = make_env("highway", "kinematics")
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == (5, 5) and obs.dtype == np.float32
+    assert obs[0, 0] == 1.0  # presence of the ego
+
+
+def test_parking_kinematics_keeps_its_goal():
+    env = make_env("parking", "kinematics")
+    assert set(env.observation_space.spaces) == {"observation", "achieved_goal", "desired_goal"}
+
+
+def test_vec_env_holds_n_seeded_copies():
+    venv = make_vec_env("highway", "kinematics", n_envs=3, seed=7)
+    obs = venv.reset()
+    assert venv.num_envs == 3 and obs.shape == (3, 5, 5)
+    # Different seeds per copy give different traffic.
+    assert not np.allclose(obs[0], obs[1])
+    again = make_vec_env("highway", "kinematics", n_envs=3, seed=7).reset()
+    np.testing.assert_array_equal(obs, again)
+
+
+def test_env_config_overrides_reach_highway_env():
+    env = make_env("highway", "kinematics", config={"lanes_count": 2, "vehicles_count": 3})
+    env.reset(seed=0)
+    assert env.unwrapped.config["lanes_count"] == 2
+    assert len(env.unwrapped.road.vehicles) == 4
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"scenario": "hihgway"}, "unknown env 'hihgway' (did you mean 'highway'?); valid: highway, merge"),
+        ({"scenario": "highway", "obs": "rgb"}, "unknown observation preset 'rgb'; valid: pixels, kinematics"),
+        ({"scenario": "highway", "config": {"lanes": 3}}, "unknown highway env config key 'lanes'; valid: action"),
+        ({"scenario": "highway", "backend": "gpu"}, "unknown backend 'gpu'; valid: highway-env"),
+        ({"scenario": "highway", "n_envs": 0}, "n_envs must be at least 1, got 0"),
+    ],
+)
+def test_bad_env_requests_name_the_value_and_the_choices(kwargs, message):
+    with pytest.raises(DriveError) as err:
+        make_vec_env(**kwargs)
+    assert str(err.value).startswith(message)
