@@ -6,12 +6,12 @@ import inspect
 from typing import Any
 
 import gymnasium as gym
-from drive.perception.encoders import ENCODERS
 from stable_baselines3 import DQN, PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecEnv
 
 from drive.errors import DriveError
+from drive.perception.encoders import ENCODERS
 
 ALGOS: dict[str, type[BaseAlgorithm]] = {"dqn": DQN, "ppo": PPO}
 

@@ -9,10 +9,11 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import torch as th
-from drive.agents.evaluation import evaluate, summarize
-from drive.agents.policies import AgentPolicy
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import Video
+
+from drive.agents.evaluation import evaluate, summarize
+from drive.agents.policies import AgentPolicy
 
 EVAL_SEED = 10_000  # evaluation episodes use their own seeds, never the training ones
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from stable_baselines3.common.logger import configure
+
 from drive.agents.evaluation import EpisodeRecord, evaluate, records_as_dicts, summarize
 from drive.agents.policies import AgentPolicy, policy_source
 from drive.envs import make_env
 from drive.envs.scenarios import BACKENDS
-from stable_baselines3.common.logger import configure
-
 from drive.errors import DriveError, check_choice
 from drive.runs import new_run_dir, write_metrics
 

@@ -13,11 +13,11 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import torch as th
-from drive.agents.algos import ALGOS
-from drive.agents.baselines import BASELINES
 from stable_baselines3 import DQN
 from stable_baselines3.common.base_class import BaseAlgorithm
 
+from drive.agents.algos import ALGOS
+from drive.agents.baselines import BASELINES
 from drive.errors import DriveError, check_choice
 
 

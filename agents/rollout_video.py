@@ -102,7 +102,6 @@ class LiveWindow:
     def __init__(self, fps: float):
         if not has_display():
             raise DriveError("--live needs a display, and none was found (DISPLAY is unset); use --out FILE.mp4")
-        os.environ.pop("SDL_VIDEODRIVER", None)
         import pygame
 
         pygame.init()
@@ -162,7 +161,6 @@ def watch_policy(
     from drive.agents.policies import policy_source
     from drive.envs import make_env
     from drive.envs.scenarios import BACKENDS
-
     from drive.errors import check_choice
 
     check_choice("backend", backend, BACKENDS)

@@ -7,15 +7,15 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from stable_baselines3.common.callbacks import CallbackList
+from stable_baselines3.common.logger import configure
+
 from drive.agents.algos import ALGOS, build_model
 from drive.agents.callbacks import CheckpointCallback, EvalCallback, RewardTermsCallback
 from drive.agents.evaluation import records_as_dicts
 from drive.agents.policies import check_spaces
-from drive.envs import make_env, make_vec_env
-from stable_baselines3.common.callbacks import CallbackList
-from stable_baselines3.common.logger import configure
-
 from drive.config import RunConfig
+from drive.envs import make_env, make_vec_env
 from drive.errors import DriveError
 from drive.runs import latest_checkpoint, new_run_dir, read_run_config, write_metrics, write_run_files
 

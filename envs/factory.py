@@ -6,11 +6,11 @@ import os
 from typing import Any
 
 import gymnasium as gym
-from drive.envs.scenarios import BACKENDS, OBS_PRESETS, SCENARIOS, env_id
 from gymnasium.envs.registration import load_env_creator
 from stable_baselines3.common.env_util import make_vec_env as sb3_make_vec_env
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 
+from drive.envs.scenarios import BACKENDS, OBS_PRESETS, SCENARIOS, env_id
 from drive.errors import DriveError, check_choice
 
 VEC_ENV_CLASSES = {"dummy": DummyVecEnv, "subproc": SubprocVecEnv}
@@ -25,7 +25,7 @@ def highway_config(scenario: str, obs: str, overrides: dict[str, Any] | None = N
     check_choice("observation preset", obs, OBS_PRESETS)
     spec = SCENARIOS[scenario]
     defaults = _env_class(spec.highway_id).default_config()
-    config: dict[str, Any] = {}
+    config: dict[str, Any] = dict(spec.extra_config or {})
     observation = spec.observation_config(obs)
     if observation is not None:
         config["observation"] = observation
@@ -42,10 +42,20 @@ def make_scenario_env(
     scenario: str, obs: str, config: dict[str, Any] | None = None, render_mode: str | None = None
 ) -> gym.Env:
     """Gymnasium entry point of ``drive/<scenario>-<obs>-v0``: the highway-env env itself, configured."""
-    # No sound card is needed. (Never set SDL_VIDEODRIVER=dummy: highway-env's viewer then draws nothing.)
-    os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+    _headless_pygame(render_mode)
     full = highway_config(scenario, obs, config)
     return _env_class(SCENARIOS[scenario].highway_id)(config=full, render_mode=render_mode)
+
+
+def _headless_pygame(render_mode: str | None) -> None:
+    """Let highway-env's pygame renderer draw without a screen or a sound card, quietly.
+
+    SDL's "offscreen" driver draws normally; its "dummy" driver would make highway-env's viewer draw nothing.
+    """
+    os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+    no_screen = not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    if render_mode != "human" and no_screen and os.name == "posix" and os.uname().sysname == "Linux":
+        os.environ.setdefault("SDL_VIDEODRIVER", "offscreen")
 
 
 def make_env(
@@ -74,7 +84,7 @@ def make_vec_env(
         raise DriveError(f"n_envs must be at least 1, got {n_envs}")
     highway_config(scenario, obs, config)
     return sb3_make_vec_env(
-        env_id(scenario, obs),
+        f"drive:{env_id(scenario, obs)}",  # the module prefix registers our ids in subprocess workers too
         n_envs=n_envs,
         seed=seed,
         vec_env_cls=VEC_ENV_CLASSES[vec_env],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gymnasium as gym
+
 from drive.envs.scenarios import OBS_PRESETS, SCENARIOS, env_id
 
 

@@ -31,6 +31,7 @@ class Scenario:
     # None keeps the scenario's own vehicle-table observation from highway-env's default config.
     kinematics: dict[str, Any] | None = None
     default_algo: str = "dqn"
+    extra_config: dict[str, Any] | None = None  # highway-env config keys we always set
 
     def observation_config(self, obs: str) -> dict[str, Any] | None:
         """The ``observation`` entry to put in the highway-env config, None to keep its default."""
@@ -44,7 +45,12 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario("highway", "highway-fast-v0"),
         Scenario("merge", "merge-v0"),
         Scenario("roundabout", "roundabout-v0"),
-        Scenario("intersection", "intersection-v0"),  # own table: 15 vehicles, heading features
+        # own table: 15 vehicles, heading features; see highway_fixes for the vehicle type
+        Scenario(
+            "intersection",
+            "intersection-v0",
+            extra_config={"other_vehicles_type": "drive.envs.highway_fixes.IntersectionIDMVehicle"},
+        ),
         # racetrack's default observation is an occupancy grid; the preset asks for the vehicle table.
         Scenario("racetrack", "racetrack-v0", kinematics=dict(KINEMATICS), default_algo="ppo"),
         # parking's own table (KinematicsGoal, a Dict space) carries the goal it must reach.

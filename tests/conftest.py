@@ -1,8 +1,4 @@
-import os
-
 import pytest
-
-os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
 
 import drive  # noqa: F401  (registers the drive/ ids)
 

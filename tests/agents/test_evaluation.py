@@ -2,10 +2,10 @@ import math
 
 import numpy as np
 import pytest
+
 from drive.agents.baselines import IDMPolicy, RandomPolicy
 from drive.agents.evaluation import EpisodeRecord, _changed_lane, evaluate, summarize
 from drive.envs import make_env
-
 from drive.errors import DriveError
 
 

@@ -2,10 +2,10 @@ import json
 
 import pytest
 import yaml
-from drive.agents.training import resume, train
 from stable_baselines3 import DQN, PPO
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from drive.agents.training import resume, train
 from drive.config import resolve
 from drive.errors import DriveError
 from drive.runs import latest_checkpoint
@@ -81,3 +81,25 @@ def test_dqn_refuses_continuous_actions_before_making_a_run_folder(runs_dir):
     with pytest.raises(DriveError, match="algorithm 'dqn' needs discrete actions, but env 'racetrack' has Box"):
         train(config, runs_dir, progress=False)
     assert not runs_dir.exists()
+
+
+def test_an_interrupted_run_checkpoints_and_resumes(runs_dir, monkeypatch):
+    from drive.agents import callbacks
+    from drive.agents.training import TrainingInterrupted
+
+    def stop_at_50(self):
+        if self.num_timesteps >= 50:
+            raise KeyboardInterrupt
+        return True
+
+    sets = [*TINY_DQN, *SHORT_EPISODES, "train.save_freq=1000", "train.eval_freq=1000"]
+    config = resolve("highway", "dqn", "kinematics", flags={"train": {"timesteps": 90}}, sets=sets)
+    with monkeypatch.context() as patch:
+        patch.setattr(callbacks.RewardTermsCallback, "_on_step", stop_at_50)
+        message = "interrupted at step 50; resume with: drive train-agent --resume"
+        with pytest.raises(TrainingInterrupted, match=message):
+            train(config, runs_dir, progress=False)
+    (run,) = runs_dir.iterdir()
+    assert latest_checkpoint(run)[2] == 50 and latest_checkpoint(run)[1] is not None
+    resume(run, progress=False)
+    assert DQN.load(run / "model.zip").num_timesteps == 90

@@ -107,8 +107,9 @@ def _corrupt(tmp_path):
 
 
 def _kinematics_checkpoint(tmp_path):
-    from drive.envs import make_env
     from stable_baselines3 import DQN
+
+    from drive.envs import make_env
 
     model = DQN("MlpPolicy", make_env("highway", "kinematics"), buffer_size=10)
     path = tmp_path / "kin.zip"

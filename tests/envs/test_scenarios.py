@@ -1,9 +1,9 @@
 import gymnasium as gym
 import numpy as np
 import pytest
-from drive.envs import OBS_PRESETS, SCENARIOS, env_id, make_env, make_vec_env
 from gymnasium.utils.env_checker import check_env
 
+from drive.envs import OBS_PRESETS, SCENARIOS, env_id, make_env, make_vec_env
 from drive.errors import DriveError
 
 ALL = [(s, o) for s in SCENARIOS for o in OBS_PRESETS]
@@ -76,3 +76,27 @@ def test_bad_env_requests_name_the_value_and_the_choices(kwargs, message):
     with pytest.raises(DriveError) as err:
         make_vec_env(**kwargs)
     assert str(err.value).startswith(message)
+
+
+def test_subprocess_vec_env_steps_like_the_dummy_one():
+    actions = np.array([1, 3])
+    dummy = make_vec_env("highway", "kinematics", n_envs=2, seed=3)
+    subproc = make_vec_env("highway", "kinematics", n_envs=2, seed=3, vec_env="subproc")
+    try:
+        np.testing.assert_allclose(dummy.reset(), subproc.reset())
+        dummy.step_async(actions)
+        subproc.step_async(actions)
+        np.testing.assert_allclose(dummy.step_wait()[0], subproc.step_wait()[0])
+    finally:
+        subproc.close()
+
+
+def test_intersection_does_not_change_the_traffic_of_other_scenarios():
+    from highway_env.vehicle.behavior import IDMVehicle
+
+    before = (IDMVehicle.DISTANCE_WANTED, IDMVehicle.COMFORT_ACC_MAX, IDMVehicle.COMFORT_ACC_MIN)
+    env = make_env("intersection", "kinematics")
+    env.reset(seed=0)
+    assert (IDMVehicle.DISTANCE_WANTED, IDMVehicle.COMFORT_ACC_MAX, IDMVehicle.COMFORT_ACC_MIN) == before
+    others = [v for v in env.unwrapped.road.vehicles if v is not env.unwrapped.vehicle]
+    assert others and all(v.COMFORT_ACC_MAX == 6 for v in others)  # intersection's own constants still apply

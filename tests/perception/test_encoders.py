@@ -2,6 +2,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch as th
+
 from drive.perception import ENCODERS, NatureEncoder, normalize_frames
 
 FRAMES = gym.spaces.Box(0, 255, (4, 128, 64), np.uint8)
