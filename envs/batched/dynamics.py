@@ -1,17 +1,22 @@
 """Vehicle models of highway-env, batched: kinematic bicycle, lane/speed controllers, IDM and MOBIL.
 
-Each function mirrors one highway-env method (named in its docstring) over all vehicles of all environments
-at once. Index tensors use -1 for "no vehicle", as highway-env uses None.
+Each function mirrors one highway-env method (named in its docstring). Decisions are made for lists of
+vehicles ("queries": an env index and a vehicle index each), so that work is spent only on the vehicles
+that need it, e.g. MOBIL only for the vehicles whose lane-change timer is due. -1 stands for "no vehicle",
+as highway-env's None.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 
 from drive.envs.batched import constants as C
 from drive.envs.batched.state import TrafficState
+
+_AB = math.sqrt(-C.COMFORT_ACC_MAX * C.COMFORT_ACC_MIN)
 
 
 def not_zero(x: torch.Tensor, eps: float = 1e-2) -> torch.Tensor:
@@ -29,55 +34,129 @@ def closest_lane(y: torch.Tensor, lanes_count: int) -> torch.Tensor:
     return torch.ceil(y / C.LANE_WIDTH - 0.5).clamp(0, lanes_count - 1).long()
 
 
-def gather(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """``values[n, index[n, i]]`` for (N, V[, ...]) values and (N, K) indices (-1 reads slot 0)."""
-    index = index.clamp(min=0)
-    if values.dim() == 2:
-        return torch.gather(values, 1, index)
-    return torch.gather(values, 1, index[..., None].expand(*index.shape, values.shape[-1]))
-
-
 def direction(heading: torch.Tensor) -> torch.Tensor:
     return torch.stack((torch.cos(heading), torch.sin(heading)), dim=-1)
 
 
-def neighbours(state: TrafficState, lane: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Road.neighbour_vehicles: the preceding and following vehicle of each vehicle on lane ``lane`` (N, V).
+@dataclass
+class Frame:
+    """What the decisions of one simulation step read, computed once: all (N, V[, 2])."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    speed: torch.Tensor
+    direction: torch.Tensor
+    velocity: torch.Tensor
+    target_speed: torch.Tensor  # clipped to the lane's speed limit, as IDM reads it
+    on_road_x: torch.Tensor  # longitudinally within a lane's on_lane bounds
+
+    @classmethod
+    def of(cls, state: TrafficState) -> Frame:
+        x, y = state.position[..., 0], state.position[..., 1]
+        d = direction(state.heading)
+        return cls(
+            x=x,
+            y=y,
+            speed=state.speed,
+            direction=d,
+            velocity=state.speed[..., None] * d,
+            target_speed=state.target_speed.clamp(0, C.SPEED_LIMIT),
+            on_road_x=(x >= -C.LENGTH) & (x < C.ROAD_LENGTH + C.LENGTH),
+        )
+
+
+def neighbours(frame: Frame, env: torch.Tensor, vehicle: torch.Tensor, lane: torch.Tensor):
+    """Road.neighbour_vehicles for K queries: the preceding and following vehicle of ``vehicle`` on ``lane``.
 
     A vehicle is on a lane within 1 m beyond its half-width (``on_lane(margin=1)``); distances are
     longitudinal. Ties go as in highway-env: the last equal front vehicle, the first equal rear one.
     """
-    x, y = state.position[..., 0], state.position[..., 1]
-    n_vehicles = x.shape[1]
-    lat = y[:, None, :] - C.LANE_WIDTH * lane[:, :, None]  # (N, i, j): vehicle j on the lane queried for i
-    on = (lat.abs() <= C.LANE_WIDTH / 2 + 1) & (x[:, None, :] >= -C.LENGTH) & (x[:, None, :] < C.ROAD_LENGTH + C.LENGTH)
-    on &= ~torch.eye(n_vehicles, dtype=torch.bool, device=x.device)
-    dx = x[:, None, :] - x[:, :, None]
-    inf = torch.tensor(math.inf, dtype=x.dtype, device=x.device)
+    x_all, y_all = frame.x[env], frame.y[env]  # (K, V)
+    n_vehicles = x_all.shape[1]
+    on = ((y_all - C.LANE_WIDTH * lane[:, None]).abs() <= C.LANE_WIDTH / 2 + 1) & frame.on_road_x[env]
+    on &= torch.arange(n_vehicles, device=env.device) != vehicle[:, None]
+    dx = x_all - frame.x[env, vehicle][:, None]
+    inf = torch.tensor(math.inf, dtype=dx.dtype, device=dx.device)
     ahead = torch.where(on & (dx >= 0), dx, inf).flip(-1)
-    front = n_vehicles - 1 - ahead.argmin(-1)
-    front = torch.where(torch.isfinite(ahead.amin(-1)), front, -1)
-    behind = torch.where(on & (dx < 0), -dx, inf)
-    rear = torch.where(torch.isfinite(behind.amin(-1)), behind.argmin(-1), -1)
+    best, at = ahead.min(-1)
+    front = torch.where(torch.isfinite(best), n_vehicles - 1 - at, -1)
+    best, at = torch.where(on & (dx < 0), -dx, inf).min(-1)
+    rear = torch.where(torch.isfinite(best), at, -1)
     return front, rear
 
 
-def idm_acceleration(state: TrafficState, ego: torch.Tensor, front: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
-    """IDMVehicle.acceleration(ego_vehicle, front_vehicle), computed with the deciding vehicle's ``delta``."""
-    speed = gather(state.speed, ego)
-    target = gather(state.target_speed, ego).clamp(0, C.SPEED_LIMIT)
-    acc = C.COMFORT_ACC_MAX * (1 - torch.pow(speed.clamp(min=0) / not_zero(target).abs(), delta))
-    gap = gather(state.position[..., 0], front) - gather(state.position[..., 0], ego)
-    heading = gather(state.heading, ego)
-    ego_dir = direction(heading)
-    dv = (
-        (speed[..., None] * ego_dir - gather(state.speed, front)[..., None] * direction(gather(state.heading, front)))
-        * ego_dir
-    ).sum(-1)
-    ab = -C.COMFORT_ACC_MAX * C.COMFORT_ACC_MIN
-    desired = C.DISTANCE_WANTED + speed * C.TIME_WANTED + speed * dv / (2 * math.sqrt(ab))
-    acc = acc - torch.where(front >= 0, C.COMFORT_ACC_MAX * torch.pow(desired / not_zero(gap), 2), 0.0)
+def desired_gap(frame: Frame, env, ego, front) -> torch.Tensor:
+    """IDMVehicle.desired_gap (projected), for index tensors of one shape."""
+    speed = frame.speed[env, ego]
+    ego_dir = frame.direction[env, ego]
+    dv = ((frame.velocity[env, ego] - frame.velocity[env, front.clamp(min=0)]) * ego_dir).sum(-1)
+    return C.DISTANCE_WANTED + speed * C.TIME_WANTED + speed * dv / (2 * _AB)
+
+
+def idm_acceleration(frame: Frame, env, ego, front, delta) -> torch.Tensor:
+    """IDMVehicle.acceleration(ego_vehicle, front_vehicle), with the deciding vehicle's exponent ``delta``."""
+    e = ego.clamp(min=0)
+    speed = frame.speed[env, e]
+    acc = C.COMFORT_ACC_MAX * (1 - torch.pow(speed.clamp(min=0) / not_zero(frame.target_speed[env, e]).abs(), delta))
+    gap = frame.x[env, front.clamp(min=0)] - frame.x[env, e]
+    brake = C.COMFORT_ACC_MAX * torch.pow(desired_gap(frame, env, e, front) / not_zero(gap), 2)
+    acc = acc - torch.where(front >= 0, brake, 0.0)
     return torch.where(ego >= 0, acc, 0.0)
+
+
+def mobil(frame: Frame, delta, env, me, candidate, own_front, own_rear) -> torch.Tensor:
+    """IDMVehicle.mobil for K queries: would ``me`` gain by moving to lane ``candidate`` without making its
+    new follower brake harder than LANE_CHANGE_MAX_BRAKING_IMPOSED? ``own_*``: neighbours on its lane."""
+    new_front, new_rear = neighbours(frame, env, me, candidate)
+    new_rear_a = idm_acceleration(frame, env, new_rear, new_front, delta)
+    new_rear_pred_a = idm_acceleration(frame, env, new_rear, me, delta)
+    safe = ~(new_rear_pred_a < -C.LANE_CHANGE_MAX_BRAKING_IMPOSED)
+    self_pred_a = idm_acceleration(frame, env, me, new_front, delta)
+    self_a = idm_acceleration(frame, env, me, own_front, delta)
+    old_rear_a = idm_acceleration(frame, env, own_rear, me, delta)
+    old_rear_pred_a = idm_acceleration(frame, env, own_rear, own_front, delta)
+    jerk = self_pred_a - self_a + C.POLITENESS * (new_rear_pred_a - new_rear_a + old_rear_pred_a - old_rear_a)
+    return safe & ~(jerk < C.LANE_CHANGE_MIN_ACC_GAIN)
+
+
+def change_lane_policy(state: TrafficState, frame: Frame, active: torch.Tensor, own, lanes_count: int) -> None:
+    """IDMVehicle.change_lane_policy for the ``active`` IDM vehicles, in place on ``target_lane`` and ``timer``.
+
+    A vehicle mid-change aborts if another vehicle, not yet on its target lane but heading there, is ahead
+    within its desired gap. The others decide with MOBIL once their timer passes LANE_CHANGE_DELAY, checking
+    the left lane then the right one (a right lane that passes overrides the left, as in highway-env's loop).
+    """
+    changing = state.lane != state.target_lane
+    env, me = torch.nonzero(active & changing, as_tuple=True)
+    if env.numel():
+        target = state.target_lane[env, me]
+        n_vehicles = state.num_vehicles
+        others = torch.arange(n_vehicles, device=env.device).expand(len(env), n_vehicles)
+        env_k = env[:, None].expand_as(others)
+        merging = (state.target_lane[env] == target[:, None]) & (state.lane[env] != target[:, None])
+        merging &= others != me[:, None]
+        d = frame.x[env] - frame.x[env, me][:, None]
+        gap = desired_gap(frame, env_k, me[:, None].expand_as(others), others)
+        abort = (merging & (d > 0) & (d < gap)).any(-1)
+        state.target_lane[env[abort], me[abort]] = state.lane[env[abort], me[abort]]
+
+    due = active & ~changing & (state.timer > C.LANE_CHANGE_DELAY)
+    state.timer = torch.where(due, torch.zeros_like(state.timer), state.timer)
+    moving = frame.speed.abs() >= 1
+    reachable = (frame.x >= 0) & (frame.x < C.ROAD_LENGTH + C.LENGTH)
+    env, me = torch.nonzero(due & moving & reachable, as_tuple=True)
+    if not env.numel():
+        return
+    lane = state.lane[env, me]
+    own_front, own_rear = own[0][env, me], own[1][env, me]
+    delta = state.delta[env, me]
+    new_target = state.target_lane[env, me]
+    for side in (-1, 1):
+        candidate = lane + side
+        exists = (candidate >= 0) & (candidate < lanes_count)
+        ok = exists & mobil(frame, delta, env, me, candidate.clamp(0, lanes_count - 1), own_front, own_rear)
+        new_target = torch.where(ok, candidate, new_target)
+    state.target_lane[env, me] = new_target
 
 
 def steering_control(state: TrafficState, target_lane: torch.Tensor) -> torch.Tensor:
@@ -97,90 +176,30 @@ def speed_control(state: TrafficState) -> torch.Tensor:
     return C.KP_A * (state.target_speed - state.speed)
 
 
-def mobil(state: TrafficState, candidate: torch.Tensor, own: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-    """IDMVehicle.mobil: would each vehicle gain by moving to lane ``candidate`` (N, V) without endangering its
-    new follower? ``own`` are the (front, rear) neighbours on its current lane."""
-    n_envs, n_vehicles = candidate.shape
-    me = torch.arange(n_vehicles, device=candidate.device).expand(n_envs, n_vehicles)
-    delta = state.delta
-    new_front, new_rear = neighbours(state, candidate)
-    new_rear_a = idm_acceleration(state, new_rear, new_front, delta)
-    new_rear_pred_a = idm_acceleration(state, new_rear, me, delta)
-    safe = ~(new_rear_pred_a < -C.LANE_CHANGE_MAX_BRAKING_IMPOSED)
-    old_front, old_rear = own
-    self_pred_a = idm_acceleration(state, me, new_front, delta)
-    self_a = idm_acceleration(state, me, old_front, delta)
-    old_rear_a = idm_acceleration(state, old_rear, me, delta)
-    old_rear_pred_a = idm_acceleration(state, old_rear, old_front, delta)
-    jerk = self_pred_a - self_a + C.POLITENESS * (new_rear_pred_a - new_rear_a + old_rear_pred_a - old_rear_a)
-    return safe & ~(jerk < C.LANE_CHANGE_MIN_ACC_GAIN)
-
-
-def change_lane_policy(state: TrafficState, is_idm: torch.Tensor, own, lanes_count: int) -> None:
-    """IDMVehicle.change_lane_policy for every IDM vehicle, in place on ``target_lane`` and ``timer``.
-
-    Mid-change vehicles abort if another controlled vehicle is merging into the same lane just ahead; others
-    decide with MOBIL every LANE_CHANGE_DELAY seconds, checking the left lane then the right one (the right wins).
-    """
-    x = state.position[..., 0]
-    changing = state.lane != state.target_lane
-    # Abort: someone (not yet on my target lane) targets it too and is within my desired gap ahead.
-    n_vehicles = x.shape[1]
-    same_target = state.target_lane[:, None, :] == state.target_lane[:, :, None]
-    not_there = state.lane[:, None, :] != state.target_lane[:, :, None]
-    others = ~torch.eye(n_vehicles, dtype=torch.bool, device=x.device)
-    d = x[:, None, :] - x[:, :, None]
-    all_idx = torch.arange(n_vehicles, device=x.device)
-    me = all_idx.expand_as(state.lane)[..., None].expand(-1, -1, n_vehicles)
-    them = all_idx.expand(state.lane.shape[0], n_vehicles, n_vehicles)
-    desired = _desired_gap(state, me, them)
-    abort = (same_target & not_there & others & (d > 0) & (d < desired)).any(-1)
-    state.target_lane = torch.where(is_idm & changing & abort, state.lane, state.target_lane)
-
-    due = is_idm & ~changing & (state.timer > C.LANE_CHANGE_DELAY)
-    state.timer = torch.where(due, torch.zeros_like(state.timer), state.timer)
-    moving = state.speed.abs() >= 1
-    reachable = (x >= 0) & (x < C.ROAD_LENGTH + C.LENGTH)
-    for side in (-1, 1):  # left lane first: a passing right lane overrides it, as in highway-env's loop
-        candidate = state.lane + side
-        exists = (candidate >= 0) & (candidate < lanes_count)
-        ok = due & moving & reachable & exists & mobil(state, candidate.clamp(0, lanes_count - 1), own)
-        state.target_lane = torch.where(ok, candidate, state.target_lane)
-
-
-def _desired_gap(state: TrafficState, ego: torch.Tensor, front: torch.Tensor) -> torch.Tensor:
-    """IDMVehicle.desired_gap for index tensors of any matching shape (N, ...)."""
-    n = ego.shape[0]
-    flat_e, flat_f = ego.reshape(n, -1), front.reshape(n, -1)
-    speed = gather(state.speed, flat_e)
-    ego_dir = direction(gather(state.heading, flat_e))
-    front_vel = gather(state.speed, flat_f)[..., None] * direction(gather(state.heading, flat_f))
-    dv = ((speed[..., None] * ego_dir - front_vel) * ego_dir).sum(-1)
-    ab = -C.COMFORT_ACC_MAX * C.COMFORT_ACC_MIN
-    return (C.DISTANCE_WANTED + speed * C.TIME_WANTED + speed * dv / (2 * math.sqrt(ab))).reshape(ego.shape)
-
-
 def idm_act(state: TrafficState, is_idm: torch.Tensor, lanes_count: int) -> None:
     """IDMVehicle.act for every IDM vehicle that has not crashed: MOBIL, then steering and IDM acceleration."""
     active = is_idm & ~state.crashed
-    own = neighbours(state, state.lane)
-    change_lane_policy(state, active, own, lanes_count)
-    steering = steering_control(state, state.target_lane)
-    me = torch.arange(state.num_vehicles, device=state.lane.device).expand_as(state.lane)
-    acc = idm_acceleration(state, me, own[0], state.delta)
-    changing = state.lane != state.target_lane
-    if bool(changing.any()):
-        target_front, _ = neighbours(state, state.target_lane)
-        acc = torch.where(changing, torch.minimum(acc, idm_acceleration(state, me, target_front, state.delta)), acc)
-    acc = acc.clamp(-C.ACC_MAX, C.ACC_MAX)
-    state.steering = torch.where(active, steering, state.steering)
-    state.acceleration = torch.where(active, acc, state.acceleration)
+    frame = Frame.of(state)
+    n_envs, n_vehicles = state.heading.shape
+    env = torch.arange(n_envs, device=active.device).repeat_interleave(n_vehicles)
+    me = torch.arange(n_vehicles, device=active.device).repeat(n_envs)
+    front, rear = neighbours(frame, env, me, state.lane.reshape(-1))
+    own = (front.reshape(n_envs, n_vehicles), rear.reshape(n_envs, n_vehicles))
+    change_lane_policy(state, frame, active, own, lanes_count)
+    acc = idm_acceleration(frame, env, me, front, state.delta.reshape(-1)).reshape(n_envs, n_vehicles)
+    changing = active & (state.lane != state.target_lane)
+    e, v = torch.nonzero(changing, as_tuple=True)
+    if e.numel():
+        target_front, _ = neighbours(frame, e, v, state.target_lane[e, v])
+        other = idm_acceleration(frame, e, v, target_front, state.delta[e, v])
+        acc[e, v] = torch.minimum(acc[e, v], other)
+    state.steering = torch.where(active, steering_control(state, state.target_lane), state.steering)
+    state.acceleration = torch.where(active, acc.clamp(-C.ACC_MAX, C.ACC_MAX), state.acceleration)
 
 
 def controlled_act(state: TrafficState, is_controlled: torch.Tensor) -> None:
     """ControlledVehicle.act(None) for the ego: follow the target lane at the target speed."""
-    steering = steering_control(state, state.target_lane)
-    state.steering = torch.where(is_controlled, steering, state.steering)
+    state.steering = torch.where(is_controlled, steering_control(state, state.target_lane), state.steering)
     state.acceleration = torch.where(is_controlled, speed_control(state), state.acceleration)
 
 
