@@ -1,0 +1,197 @@
+"""highway-env's ``GrayscaleObservation``, rasterised in torch for all environments at once.
+
+highway-env draws the road with pygame on a small surface centred on the ego and converts it to gray:
+a grey ground (100, 100, 100), white lane markings (one pixel wide, 3 m stripes every 4.33 m on the inner
+boundaries, continuous on the outer ones), and each vehicle as a 5 m x 2 m rectangle with a one-pixel dark
+border and two headlight pixels, green for the ego, blue for IDM vehicles, red once crashed
+(road/graphics.py, vehicle/graphics.py). World to pixel is ``int((p - origin) * scaling)`` with the origin
+placing the ego at ``centering_position`` of the frame. Frames are (W, H) as highway-env's, stacked oldest
+first. Vehicles turned by more than 2 degrees are drawn by rotating their sprite about its centre with
+nearest-neighbour sampling, where pygame's ``transform.rotate`` may differ by a pixel.
+"""
+
+from __future__ import annotations
+
+import math
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from drive.envs.batched import constants as C
+from drive.envs.batched.config import BatchedConfig
+from drive.envs.batched.state import TrafficState
+from drive.errors import DriveError
+
+GREY, WHITE, BORDER = (100, 100, 100), (255, 255, 255), (60, 60, 60)
+EGO, IDM, CRASHED = (50, 200, 0), (100, 200, 255), (255, 100, 100)  # VehicleGraphics EGO_COLOR, BLUE, RED
+STRIPE_SPACING, STRIPE_LENGTH = 4.33, 3.0  # LaneGraphics
+DEFAULTS = {
+    "observation_shape": (84, 84),
+    "stack_size": 4,
+    "weights": [0.2989, 0.5870, 0.1140],
+    "scaling": None,
+    "centering_position": None,
+}
+
+
+def gray(rgb, weights) -> int:
+    """np.dot(rgb, weights).clip(0, 255).astype(uint8), for one colour."""
+    return int(np.clip(np.dot(np.array(rgb, dtype=np.float64), weights), 0, 255).astype(np.uint8))
+
+
+def lighten(rgb, ratio=0.68):
+    return tuple(min(int(c / ratio), 255) for c in rgb)
+
+
+class FrameObserver:
+    """Stacks of grayscale top-down frames, uint8 (N, stack, W, H), drawn on the simulator's device."""
+
+    def __init__(self, observation: dict, config: BatchedConfig, num_envs: int, device: torch.device):
+        unknown = set(observation) - set(DEFAULTS) - {"type"}
+        if unknown:
+            raise DriveError(f"unknown GrayscaleObservation key {sorted(unknown)[0]!r}; valid: {', '.join(DEFAULTS)}")
+        o = {**DEFAULTS, **observation}
+        self.width, self.height = (int(v) for v in o["observation_shape"])
+        self.stack = int(o["stack_size"])
+        self.scaling = float(o["scaling"] or 5.5)  # highway config default "scaling"
+        self.centering = [float(c) for c in (o["centering_position"] or [0.3, 0.5])]
+        self.lanes = config.lanes_count
+        self.device = device
+        weights = np.array(o["weights"], dtype=np.float64)
+        self.ground = gray(GREY, weights)
+        self.marking = gray(WHITE, weights)
+        self.sprites = {
+            name: self._sprite(rgb, weights) for name, rgb in (("ego", EGO), ("idm", IDM), ("crashed", CRASHED))
+        }
+        self.frames = torch.zeros((num_envs, self.stack, self.width, self.height), dtype=torch.uint8, device=device)
+
+    @property
+    def space(self) -> gym.spaces.Box:
+        return gym.spaces.Box(0, 255, (self.stack, self.width, self.height), np.uint8)
+
+    def reset(self, state: TrafficState, mask: torch.Tensor) -> None:
+        """A new episode starts from an empty stack (highway-env makes a new observation object on reset)."""
+        self.frames[mask] = 0
+
+    def observe(self, state: TrafficState) -> torch.Tensor:
+        self.frames = torch.cat((self.frames[:, 1:], self.draw(state)[:, None]), dim=1)
+        return self.frames
+
+    # --- drawing -------------------------------------------------------------------------------------------
+
+    def pix(self, length: torch.Tensor) -> torch.Tensor:
+        """WorldSurface.pix: int() truncates towards zero."""
+        return torch.trunc(length * self.scaling).long()
+
+    def origin(self, state: TrafficState) -> torch.Tensor:
+        """WorldSurface.move_display_window_to(ego position): the world point drawn at pixel (0, 0)."""
+        shift = torch.tensor(
+            [self.centering[0] * self.width / self.scaling, self.centering[1] * self.height / self.scaling],
+            dtype=state.position.dtype,
+            device=self.device,
+        )
+        return state.position[:, 0] - shift
+
+    def draw(self, state: TrafficState) -> torch.Tensor:
+        origin = self.origin(state)
+        frame = torch.full(
+            (state.num_envs, self.width, self.height), self.ground, dtype=torch.uint8, device=self.device
+        )
+        self._draw_markings(frame, origin)
+        self._draw_vehicles(frame, state, origin)
+        return frame
+
+    def _stripe_start(self, origin_x: torch.Tensor) -> tuple[torch.Tensor, int]:
+        """LaneGraphics.display: the first stripe's start s0 and the stripe count."""
+        count = int(2 * (self.height + self.width) / (STRIPE_SPACING * self.scaling))
+        s0 = (torch.floor(torch.trunc(origin_x) / STRIPE_SPACING) - count // 2) * STRIPE_SPACING
+        return s0, count
+
+    def _draw_markings(self, frame: torch.Tensor, origin: torch.Tensor) -> None:
+        n = frame.shape[0]
+        s0, count = self._stripe_start(origin[:, 0])
+        columns = torch.arange(self.width, device=self.device)
+        # Continuous outer lines: one segment from s0 to s0 + count * spacing + stripe length.
+        start = self.pix(s0.clamp(0, C.ROAD_LENGTH) - origin[:, 0])
+        end = self.pix((s0 + count * STRIPE_SPACING + STRIPE_LENGTH).clamp(0, C.ROAD_LENGTH) - origin[:, 0])
+        solid = (columns >= start[:, None]) & (columns <= end[:, None])
+        # Striped inner lines: the stripes that can reach the frame (the rest lie outside it).
+        first = torch.floor((origin[:, 0] - s0) / STRIPE_SPACING).long() - 1
+        k = first[:, None] + torch.arange(int(self.width / self.scaling / STRIPE_SPACING) + 3, device=self.device)
+        k = k.clamp(0, count - 1)
+        starts = (s0[:, None] + k * STRIPE_SPACING).clamp(0, C.ROAD_LENGTH)
+        ends = (s0[:, None] + k * STRIPE_SPACING + STRIPE_LENGTH).clamp(0, C.ROAD_LENGTH)
+        drawn = (ends - starts).abs() > 0.5 * STRIPE_LENGTH
+        a, b = self.pix(starts - origin[:, :1]), self.pix(ends - origin[:, :1])
+        striped = ((columns >= a[..., None]) & (columns <= b[..., None]) & drawn[..., None]).any(1)
+        env = torch.arange(n, device=self.device)
+        for boundary in range(self.lanes + 1):
+            row = self.pix(C.LANE_WIDTH * boundary - C.LANE_WIDTH / 2 - origin[:, 1])
+            inside = (row >= 0) & (row < self.height)
+            columns_on = solid if boundary in (0, self.lanes) else striped
+            rows = row.clamp(0, self.height - 1)
+            current = frame[env, :, rows]  # (N, W)
+            frame[env, :, rows] = torch.where(columns_on & inside[:, None], self.marking, current)
+
+    def _sprite(self, rgb, weights) -> torch.Tensor:
+        """VehicleGraphics.display's vehicle surface as gray values, -1 where transparent: (side, side)."""
+        pix = lambda m: int(m * self.scaling)  # noqa: E731
+        tire, length, width = 1.0, C.LENGTH, C.WIDTH
+        side = pix(length + 2 * tire)
+        sprite = np.full((side, side), -1, dtype=np.int64)
+
+        def rect(x, y, w, h, value, outline=False):
+            if outline:
+                sprite[x : x + w, y] = sprite[x : x + w, y + h - 1] = value
+                sprite[x, y : y + h] = sprite[x + w - 1, y : y + h] = value
+            else:
+                sprite[x : x + w, y : y + h] = value
+
+        body = (pix(tire), pix((length + 2 * tire) / 2 - width / 2), pix(length), pix(width))
+        light = gray(lighten(rgb), weights)
+        rect(*body, gray(rgb, weights))
+        rect(pix(tire + length - 0.72), pix((length + 2 * tire) / 2 - 1.4 * width / 3), pix(0.72), pix(0.6), light)
+        rect(pix(tire + length - 0.72), pix((length + 2 * tire) / 2 + 0.6 * width / 5), pix(0.72), pix(0.6), light)
+        rect(*body, gray(BORDER, weights), outline=True)
+        return torch.as_tensor(sprite, device=self.device)
+
+    def _draw_vehicles(self, frame: torch.Tensor, state: TrafficState, origin: torch.Tensor) -> None:
+        n, v = state.heading.shape
+        side = self.sprites["ego"].shape[0]
+        # Each vehicle's sprite: ego, IDM, or crashed colours.
+        sprites = torch.stack((self.sprites["ego"], self.sprites["idm"], self.sprites["crashed"]))
+        kind = torch.ones((n, v), dtype=torch.long, device=self.device)
+        kind[:, 0] = 0
+        kind = torch.where(state.crashed, 2, kind)
+        centre = self.pix(state.position - origin[:, None, :])  # (N, V, 2) pos2pix
+        # Sample each target pixel of a (side + 2)^2 window from the sprite rotated by the heading about its centre.
+        reach = side + 2
+        offsets = torch.arange(reach, device=self.device) - reach // 2
+        du, dv = torch.meshgrid(offsets, offsets, indexing="ij")
+        heading = torch.where(state.heading.abs() > 2 * math.pi / 180, state.heading, 0.0)
+        c, s = torch.cos(heading)[..., None, None], torch.sin(heading)[..., None, None]
+        # pygame's rotate(image, -degrees(h)) turns the sprite by +h in the y-down pixel frame.
+        half = side / 2
+        sx = torch.floor(c * (du + 0.5) + s * (dv + 0.5) + half).long()
+        sy = torch.floor(-s * (du + 0.5) + c * (dv + 0.5) + half).long()
+        valid = (sx >= 0) & (sx < side) & (sy >= 0) & (sy < side)
+        flat_sprites = sprites.reshape(3, -1)
+        value = torch.gather(
+            flat_sprites[kind].reshape(n, v, side * side),
+            2,
+            (sx.clamp(0, side - 1) * side + sy.clamp(0, side - 1)).reshape(n, v, -1),
+        ).reshape(n, v, reach, reach)
+        px = centre[..., 0, None, None] + du
+        py = centre[..., 1, None, None] + dv
+        keep = valid & (value >= 0) & (px >= 0) & (px < self.width) & (py >= 0) & (py < self.height)
+        # Later vehicles are drawn over earlier ones: keep, per pixel, the value of the highest vehicle index.
+        order = torch.arange(v, device=self.device)[None, :, None, None].expand_as(value)
+        env = torch.arange(n, device=self.device)[:, None, None, None].expand_as(value)
+        index = (env * self.width + px) * self.height + py
+        key = order * 256 + value
+        top = torch.full((n * self.width * self.height,), -1, dtype=torch.long, device=self.device)
+        top.scatter_reduce_(0, index[keep], key[keep], reduce="amax")
+        drawn = top >= 0
+        flat = frame.view(-1)
+        flat[drawn] = (top[drawn] % 256).to(torch.uint8)
