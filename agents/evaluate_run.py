@@ -7,9 +7,9 @@ from pathlib import Path
 
 from stable_baselines3.common.logger import configure
 
-from drive.agents.evaluation import EpisodeRecord, evaluate, records_as_dicts, summarize
+from drive.agents.evaluation import EpisodeRecord, evaluate, evaluate_batched, records_as_dicts, summarize
 from drive.agents.policies import AgentPolicy, policy_source
-from drive.envs import make_env
+from drive.envs import make_env, make_vec_env
 from drive.envs.scenarios import BACKENDS
 from drive.errors import DriveError, check_choice
 from drive.runs import new_run_dir, write_metrics
@@ -51,13 +51,19 @@ def evaluate_to_run(
     if episodes < 1:
         raise DriveError(f"--episodes must be at least 1, got {episodes}")
     source = policy_source(run=run, checkpoint=checkpoint, policy=policy, env=env, obs=obs, algo=algo)
-    scenario_env = make_env(source.env, source.obs, config=source.env_config)
-    actor = source.make(scenario_env, seed=seed, device=device)
-    records = evaluate(scenario_env, actor, episodes, seed, progress=progress)
-    scenario_env.close()
+    if backend == "batched":
+        venv = make_vec_env(source.env, source.obs, episodes, backend="batched", config=source.env_config,
+                            device=device)
+        records = evaluate_batched(venv, source.make_batch(venv, seed, device), episodes, seed, progress)
+        step = 0
+    else:
+        scenario_env = make_env(source.env, source.obs, config=source.env_config)
+        actor = source.make(scenario_env, seed=seed, device=device)
+        records = evaluate(scenario_env, actor, episodes, seed, progress=progress)
+        scenario_env.close()
+        step = actor.model.num_timesteps if isinstance(actor, AgentPolicy) else 0
     summary = summarize(records)
-    folder = new_run_dir(runs_dir, f"{source.env}-eval-{source.label}")
-    step = actor.model.num_timesteps if isinstance(actor, AgentPolicy) else 0
+    folder = new_run_dir(runs_dir, f"{source.env}-eval-{source.label}" + ("-batched" if backend == "batched" else ""))
     write_metrics(
         folder / "metrics.json",
         summary,

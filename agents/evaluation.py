@@ -84,3 +84,26 @@ def summarize(records: list[EpisodeRecord]) -> dict:
 
 def records_as_dicts(records: list[EpisodeRecord]) -> list[dict]:
     return [asdict(r) for r in records]
+
+
+def evaluate_batched(venv, act_batch, episodes: int, seed: int = 0, progress: bool = False) -> list[EpisodeRecord]:
+    """``episodes`` records from the batched simulator: env ``i`` runs one episode seeded ``seed + i``.
+
+    ``venv`` must hold exactly ``episodes`` envs; ``act_batch(obs)`` returns one action per env.
+    """
+    if venv.num_envs != episodes:
+        raise ValueError(f"evaluate_batched needs one env per episode, got {venv.num_envs} for {episodes}")
+    venv.seed(seed)
+    obs = venv.reset()
+    records: dict[int, EpisodeRecord] = {}
+    with tqdm(total=episodes, desc="evaluate", unit="episode", disable=not progress) as bar:
+        while len(records) < episodes:
+            obs, _, dones, infos = venv.step(act_batch(obs))
+            for i in np.flatnonzero(dones):
+                if i not in records:
+                    e = infos[i]["episode"]
+                    records[i] = EpisodeRecord(
+                        e["r"], e["crashed"], e["mean_speed"], e["distance"], e["lane_changes"], e["l"], seed + int(i)
+                    )
+                    bar.update(1)
+    return [records[i] for i in range(episodes)]

@@ -88,6 +88,19 @@ class PolicySource:
     algo: str | None = None
     baseline: str | None = None
 
+    def make_batch(self, venv, seed: int = 0, device: str = "auto"):
+        """``act_batch(obs) -> actions`` for a batched VecEnv."""
+        if self.baseline == "idm":
+            from drive.envs.batched.ego_idm import idm_meta_actions
+
+            return lambda obs: idm_meta_actions(venv.sim).cpu().numpy()
+        if self.baseline == "random":
+            rng = np.random.default_rng(seed)
+            return lambda obs: rng.integers(0, venv.action_space.n, size=venv.num_envs)
+        model = load_model(self.checkpoint, self.algo, device=device)
+        check_spaces(model, venv, f"checkpoint {self.checkpoint.name}")
+        return lambda obs: model.predict(obs, deterministic=True)[0]
+
     def make(self, env: gym.Env, seed: int | None = None, device: str = "auto"):
         if self.baseline is not None:
             return make_policy(env, policy=self.baseline, seed=seed)

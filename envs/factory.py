@@ -10,7 +10,7 @@ from gymnasium.envs.registration import load_env_creator
 from stable_baselines3.common.env_util import make_vec_env as sb3_make_vec_env
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 
-from drive.envs.scenarios import BACKENDS, OBS_PRESETS, SCENARIOS, env_id
+from drive.envs.scenarios import BACKENDS, BATCHED_SCENARIOS, OBS_PRESETS, SCENARIOS, env_id
 from drive.errors import DriveError, check_choice
 
 VEC_ENV_CLASSES = {"dummy": DummyVecEnv, "subproc": SubprocVecEnv}
@@ -76,13 +76,17 @@ def make_vec_env(
     vec_env: str = "dummy",
     config: dict[str, Any] | None = None,
     render_mode: str | None = None,
+    device: str = "cpu",
 ) -> VecEnv:
-    """N copies of a scenario as a stable-baselines3 VecEnv, each wrapped in ``Monitor``."""
+    """N copies of a scenario as a stable-baselines3 VecEnv: highway-env envs wrapped in ``Monitor``, or the
+    batched simulator (one process, one device, ``device``)."""
     check_choice("backend", backend, BACKENDS)
     check_choice("vec env", vec_env, VEC_ENV_CLASSES)
     if n_envs < 1:
         raise DriveError(f"n_envs must be at least 1, got {n_envs}")
-    highway_config(scenario, obs, config)
+    full = highway_config(scenario, obs, config)
+    if backend == "batched":
+        return make_batched_vec_env(scenario, n_envs, full, seed=seed or 0, device=device)
     return sb3_make_vec_env(
         f"drive:{env_id(scenario, obs)}",  # the module prefix registers our ids in subprocess workers too
         n_envs=n_envs,
@@ -90,6 +94,27 @@ def make_vec_env(
         vec_env_cls=VEC_ENV_CLASSES[vec_env],
         env_kwargs={"config": config, "render_mode": render_mode},
     )
+
+
+def make_batched_vec_env(scenario: str, n_envs: int, full_config: dict, seed: int = 0, device: str = "cpu"):
+    """The batched simulator for a scenario it covers, as an SB3 VecEnv."""
+    if scenario not in BATCHED_SCENARIOS:
+        raise DriveError(f"backend 'batched' does not simulate env {scenario!r}; valid: {', '.join(BATCHED_SCENARIOS)}")
+    from drive.envs.batched.vec_env import BatchedVecEnv
+
+    return BatchedVecEnv(n_envs, BATCHED_SCENARIOS[scenario], full_config, device=resolve_device(device), seed=seed)
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> cuda when torch sees a GPU, else cpu."""
+    import torch
+
+    check_choice("device", device, ("auto", "cpu", "cuda"))
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise DriveError("device 'cuda' was asked for, but torch sees no CUDA GPU; valid here: auto, cpu")
+    return device
 
 
 def _env_class(highway_id: str) -> type[gym.Env]:

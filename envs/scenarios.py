@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-BACKENDS = ("highway-env",)
+BACKENDS = ("highway-env", "batched")
+BATCHED_SCENARIOS = {"highway": "highway-fast"}  # scenario -> batched simulator variant
 
 PIXELS = {
     "type": "GrayscaleObservation",

@@ -55,13 +55,20 @@ def are_polygons_intersecting(a, b, displacement_a, displacement_b):
     return intersecting, will_intersect, translation
 
 
-def handle_collisions(state: TrafficState, dt: float, check: torch.Tensor) -> None:
-    """Road.step's collision loop over all pairs i < j, in place. ``check`` (N, V): Vehicle.check_collisions."""
+def collision_pairs(check: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The pairs i < j (in highway-env's loop order) in which one vehicle checks collisions. ``check``: (V,)."""
+    n_vehicles = check.shape[0]
+    i_idx, j_idx = torch.triu_indices(n_vehicles, n_vehicles, offset=1, device=check.device)
+    keep = check[i_idx] | check[j_idx]
+    return i_idx[keep], j_idx[keep]
+
+
+def handle_collisions(state: TrafficState, dt: float, pairs: tuple[torch.Tensor, torch.Tensor]) -> None:
+    """Road.step's collision loop over ``pairs`` (from ``collision_pairs``), in place."""
     n_envs, n_vehicles = state.heading.shape
-    i_idx, j_idx = torch.triu_indices(n_vehicles, n_vehicles, offset=1, device=state.heading.device)
+    i_idx, j_idx = pairs
     pos_i, pos_j = state.position[:, i_idx], state.position[:, j_idx]
-    near = torch.linalg.norm(pos_j - pos_i, dim=-1) <= C.DIAGONAL + state.speed[:, i_idx] * dt
-    candidates = near & (check[:, i_idx] | check[:, j_idx])
+    candidates = torch.linalg.norm(pos_j - pos_i, dim=-1) <= C.DIAGONAL + state.speed[:, i_idx] * dt
     env, pair = torch.nonzero(candidates, as_tuple=True)
     if env.numel() == 0:
         return
@@ -81,7 +88,7 @@ def handle_collisions(state: TrafficState, dt: float, check: torch.Tensor) -> No
     env, pair, i, j, translation = (t[will_intersect] for t in (env, pair, i, j, translation))
     if env.numel() == 0:
         return
-    order = pair.double()
+    order = (i * n_vehicles + j).double()
     vehicle = torch.cat((i, j))
     key = torch.cat((env, env)) * n_vehicles + vehicle
     push = torch.cat((translation / 2, -translation / 2))

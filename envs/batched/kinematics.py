@@ -60,8 +60,9 @@ class KinematicsObserver:
     def space(self) -> gym.spaces.Box:
         return gym.spaces.Box(-np.inf, np.inf, (self.count, len(self.features)), np.float32)
 
-    def reset(self, state: TrafficState, mask: torch.Tensor) -> None:
-        """Nothing to forget: the table depends on the current state only."""
+    def reset(self, state: TrafficState, mask: torch.Tensor) -> torch.Tensor:
+        """The table depends on the current state only."""
+        return self.observe(state)
 
     def observe(self, state: TrafficState) -> torch.Tensor:
         """(N, vehicles_count, len(features)) float32."""

@@ -64,15 +64,22 @@ class FrameObserver:
         self.sprites = {
             name: self._sprite(rgb, weights) for name, rgb in (("ego", EGO), ("idm", IDM), ("crashed", CRASHED))
         }
+        self._sprite_table = torch.stack([self.sprites[k] for k in ("ego", "idm", "crashed")])
         self.frames = torch.zeros((num_envs, self.stack, self.width, self.height), dtype=torch.uint8, device=device)
 
     @property
     def space(self) -> gym.spaces.Box:
         return gym.spaces.Box(0, 255, (self.stack, self.width, self.height), np.uint8)
 
-    def reset(self, state: TrafficState, mask: torch.Tensor) -> None:
-        """A new episode starts from an empty stack (highway-env makes a new observation object on reset)."""
-        self.frames[mask] = 0
+    def reset(self, state: TrafficState, mask: torch.Tensor) -> torch.Tensor:
+        """A new episode's stack: empty frames, then its first frame (highway-env makes a new observation
+        object on reset and observes once). Only the envs of ``mask`` are drawn."""
+        index = torch.nonzero(mask).flatten()
+        fresh = torch.zeros((len(index), self.stack, self.width, self.height), dtype=torch.uint8, device=self.device)
+        fresh[:, -1] = self.draw(state.select(index))
+        # A new tensor, never an in-place write: the last observation handed out must not change.
+        self.frames = self.frames.index_put((index,), fresh)
+        return self.frames
 
     def observe(self, state: TrafficState) -> torch.Tensor:
         self.frames = torch.cat((self.frames[:, 1:], self.draw(state)[:, None]), dim=1)
@@ -159,39 +166,33 @@ class FrameObserver:
     def _draw_vehicles(self, frame: torch.Tensor, state: TrafficState, origin: torch.Tensor) -> None:
         n, v = state.heading.shape
         side = self.sprites["ego"].shape[0]
-        # Each vehicle's sprite: ego, IDM, or crashed colours.
-        sprites = torch.stack((self.sprites["ego"], self.sprites["idm"], self.sprites["crashed"]))
-        kind = torch.ones((n, v), dtype=torch.long, device=self.device)
-        kind[:, 0] = 0
-        kind = torch.where(state.crashed, 2, kind)
-        centre = self.pix(state.position - origin[:, None, :])  # (N, V, 2) pos2pix
-        # Sample each target pixel of a (side + 2)^2 window from the sprite rotated by the heading about its centre.
-        reach = side + 2
+        reach = side + 2  # a sprite turned by a small angle still fits in this window
+        centre = self.pix(state.position - origin[:, None, :])  # (N, V, 2) WorldSurface.pos2pix
+        visible = (centre[..., 0] > -reach) & (centre[..., 0] < self.width + reach)
+        visible &= (centre[..., 1] > -reach) & (centre[..., 1] < self.height + reach)
+        env, vehicle = torch.nonzero(visible, as_tuple=True)
+        if env.numel() == 0:
+            return
+        kind = torch.where(state.crashed[env, vehicle], 2, (vehicle > 0).long())  # ego, IDM, crashed sprite
+        heading = state.heading[env, vehicle]
+        heading = torch.where(heading.abs() > 2 * math.pi / 180, heading, 0.0)  # VehicleGraphics.display
+        # Sample each target pixel from the sprite turned by the heading about its centre: pygame's
+        # rotate(image, -degrees(h)) turns it by +h in the y-down pixel frame.
         offsets = torch.arange(reach, device=self.device) - reach // 2
         du, dv = torch.meshgrid(offsets, offsets, indexing="ij")
-        heading = torch.where(state.heading.abs() > 2 * math.pi / 180, state.heading, 0.0)
-        c, s = torch.cos(heading)[..., None, None], torch.sin(heading)[..., None, None]
-        # pygame's rotate(image, -degrees(h)) turns the sprite by +h in the y-down pixel frame.
+        c, s = torch.cos(heading)[:, None, None], torch.sin(heading)[:, None, None]
         half = side / 2
         sx = torch.floor(c * (du + 0.5) + s * (dv + 0.5) + half).long()
         sy = torch.floor(-s * (du + 0.5) + c * (dv + 0.5) + half).long()
-        valid = (sx >= 0) & (sx < side) & (sy >= 0) & (sy < side)
-        flat_sprites = sprites.reshape(3, -1)
-        value = torch.gather(
-            flat_sprites[kind].reshape(n, v, side * side),
-            2,
-            (sx.clamp(0, side - 1) * side + sy.clamp(0, side - 1)).reshape(n, v, -1),
-        ).reshape(n, v, reach, reach)
-        px = centre[..., 0, None, None] + du
-        py = centre[..., 1, None, None] + dv
-        keep = valid & (value >= 0) & (px >= 0) & (px < self.width) & (py >= 0) & (py < self.height)
-        # Later vehicles are drawn over earlier ones: keep, per pixel, the value of the highest vehicle index.
-        order = torch.arange(v, device=self.device)[None, :, None, None].expand_as(value)
-        env = torch.arange(n, device=self.device)[:, None, None, None].expand_as(value)
-        index = (env * self.width + px) * self.height + py
-        key = order * 256 + value
-        top = torch.full((n * self.width * self.height,), -1, dtype=torch.long, device=self.device)
-        top.scatter_reduce_(0, index[keep], key[keep], reduce="amax")
-        drawn = top >= 0
+        inside = (sx >= 0) & (sx < side) & (sy >= 0) & (sy < side)
+        value = self._sprite_table[kind[:, None, None], sx.clamp(0, side - 1), sy.clamp(0, side - 1)]
+        px = centre[env, vehicle, 0][:, None, None] + du
+        py = centre[env, vehicle, 1][:, None, None] + dv
+        keep = inside & (value >= 0) & (px >= 0) & (px < self.width) & (py >= 0) & (py < self.height)
+        # Later vehicles are drawn over earlier ones: per pixel, keep the value of the highest vehicle index.
+        index = ((env[:, None, None] * self.width + px) * self.height + py)[keep]
+        key = (vehicle[:, None, None] * 256 + value)[keep].int()
+        top = torch.full((n * self.width * self.height,), -1, dtype=torch.int32, device=self.device)
+        top.scatter_reduce_(0, index, key, reduce="amax")
         flat = frame.view(-1)
-        flat[drawn] = (top[drawn] % 256).to(torch.uint8)
+        flat[index] = (top[index] % 256).to(torch.uint8)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from drive.envs.batched import constants as C
-from drive.envs.batched.collisions import handle_collisions
+from drive.envs.batched.collisions import collision_pairs, handle_collisions
 from drive.envs.batched.config import BatchedConfig, batched_config
 from drive.envs.batched.dynamics import bicycle_step, controlled_act, idm_act
 from drive.envs.batched.kinematics import KinematicsObserver
@@ -41,7 +41,9 @@ class BatchedHighway:
         self.is_idm[:, 0] = False
         self.is_ego = ~self.is_idm
         # highway-fast-v0 turns collision checks off for every vehicle but the ego.
-        self.check_collisions = torch.ones_like(self.is_idm) if self.config.others_check_collisions else self.is_ego
+        check = torch.ones(self.num_vehicles, dtype=torch.bool, device=self.device)
+        check[1:] = self.config.others_check_collisions
+        self.collision_pairs = collision_pairs(check)
         self.target_speeds = torch.tensor(C.TARGET_SPEEDS, dtype=dtype, device=self.device)
         self.observer = self._make_observer()
         self.seeds = torch.arange(num_envs, device=self.device, dtype=torch.long) + seed
@@ -68,12 +70,11 @@ class BatchedHighway:
     def reset(self, mask: torch.Tensor | None = None) -> torch.Tensor:
         """New traffic in the environments of ``mask`` (all if None); returns every env's observation."""
         mask = torch.ones(self.num_envs, dtype=torch.bool, device=self.device) if mask is None else mask
-        if bool(mask.any()):
-            self.episodes = self.episodes + mask.long()
-            fresh = spawn(self.config, self.seeds, self.episodes, self.dtype)
-            self.state.assign(mask, fresh)
-            self.observer.reset(self.state, mask)
-        return self.observer.observe(self.state)
+        self.episodes = self.episodes + mask.long()
+        index = torch.nonzero(mask).flatten()
+        fresh = spawn(self.config, self.seeds[index], self.episodes[index], self.dtype)
+        self.state.assign_at(index, fresh)
+        return self.observer.reset(self.state, mask)
 
     def step(self, actions: torch.Tensor):
         """One policy step: ``frames_per_action`` simulation steps with the ego's meta-action applied first."""
@@ -87,7 +88,7 @@ class BatchedHighway:
             idm_act(s, self.is_idm, config.lanes_count)
             s.timer = torch.where(self.is_idm, s.timer + config.dt, s.timer)
             bicycle_step(s, config.dt, config.lanes_count)
-            handle_collisions(s, config.dt, self.check_collisions)
+            handle_collisions(s, config.dt, self.collision_pairs)
             s.steps = s.steps + 1
         observation = self.observer.observe(s)
         terms = self.reward_terms()

@@ -37,10 +37,10 @@ class TrafficState:
     def clone(self) -> TrafficState:
         return TrafficState(**{f.name: getattr(self, f.name).clone() for f in fields(self)})
 
-    def assign(self, mask: torch.Tensor, other: TrafficState) -> None:
-        """Overwrite the environments selected by ``mask`` (N,) with ``other``'s, in place."""
+    def assign_at(self, index: torch.Tensor, other: TrafficState) -> None:
+        """Environments ``index`` take ``other``'s states (one per index), in place."""
         for f in fields(self):
-            getattr(self, f.name)[mask] = getattr(other, f.name)[mask]
+            getattr(self, f.name)[index] = getattr(other, f.name)
 
     def select(self, index) -> TrafficState:
         return TrafficState(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
