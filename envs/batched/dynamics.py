@@ -69,19 +69,32 @@ def neighbours(frame: Frame, env: torch.Tensor, vehicle: torch.Tensor, lane: tor
     """Road.neighbour_vehicles for K queries: the preceding and following vehicle of ``vehicle`` on ``lane``.
 
     A vehicle is on a lane within 1 m beyond its half-width (``on_lane(margin=1)``); distances are
-    longitudinal. Ties go as in highway-env: the last equal front vehicle, the first equal rear one.
+    longitudinal. (On an exact tie of two vehicles' positions highway-env keeps the later front vehicle, we the
+    earlier: vehicles at one position have collided anyway.)
     """
-    x_all, y_all = frame.x[env], frame.y[env]  # (K, V)
-    n_vehicles = x_all.shape[1]
-    on = ((y_all - C.LANE_WIDTH * lane[:, None]).abs() <= C.LANE_WIDTH / 2 + 1) & frame.on_road_x[env]
-    on &= torch.arange(n_vehicles, device=env.device) != vehicle[:, None]
-    dx = x_all - frame.x[env, vehicle][:, None]
+    return _nearest(frame.x[env], frame.y[env], frame.on_road_x[env], frame.x[env, vehicle][:, None], vehicle[:, None],
+                    lane[:, None])
+
+
+def all_neighbours(frame: Frame, lane: torch.Tensor):
+    """``neighbours`` of every vehicle of every env on ``lane`` (N, V), by broadcasting: (N, V) each."""
+    n_vehicles = frame.x.shape[1]
+    me = torch.arange(n_vehicles, device=lane.device)[None, :, None]
+    return _nearest(frame.x[:, None, :], frame.y[:, None, :], frame.on_road_x[:, None, :], frame.x[..., None], me,
+                    lane[..., None])
+
+
+def _nearest(x_other, y_other, on_road, x_me, me, lane):
+    """Front and rear vehicle indices over the last axis (the other vehicles), -1 where none."""
+    n_vehicles = x_other.shape[-1]
+    on = ((y_other - C.LANE_WIDTH * lane).abs() <= C.LANE_WIDTH / 2 + 1) & on_road
+    on &= torch.arange(n_vehicles, device=on.device) != me
+    dx = x_other - x_me
     inf = torch.tensor(math.inf, dtype=dx.dtype, device=dx.device)
-    ahead = torch.where(on & (dx >= 0), dx, inf).flip(-1)
-    best, at = ahead.min(-1)
-    front = torch.where(torch.isfinite(best), n_vehicles - 1 - at, -1)
-    best, at = torch.where(on & (dx < 0), -dx, inf).min(-1)
-    rear = torch.where(torch.isfinite(best), at, -1)
+    best, front = torch.where(on & (dx >= 0), dx, inf).min(-1)
+    front = torch.where(best < inf, front, -1)
+    best, rear = torch.where(on & (dx < 0), -dx, inf).min(-1)
+    rear = torch.where(best < inf, rear, -1)
     return front, rear
 
 
@@ -104,10 +117,11 @@ def idm_acceleration(frame: Frame, env, ego, front, delta) -> torch.Tensor:
     return torch.where(ego >= 0, acc, 0.0)
 
 
-def mobil(frame: Frame, delta, env, me, candidate, own_front, own_rear) -> torch.Tensor:
-    """IDMVehicle.mobil for K queries: would ``me`` gain by moving to lane ``candidate`` without making its
-    new follower brake harder than LANE_CHANGE_MAX_BRAKING_IMPOSED? ``own_*``: neighbours on its lane."""
-    new_front, new_rear = neighbours(frame, env, me, candidate)
+def mobil(frame: Frame, delta, env, me, candidate, own_front, own_rear, new=None) -> torch.Tensor:
+    """IDMVehicle.mobil: would ``me`` gain by moving to lane ``candidate`` without making its new follower
+    brake harder than LANE_CHANGE_MAX_BRAKING_IMPOSED? ``own_*``: neighbours on its lane; ``new``: on the
+    candidate lane, if already known."""
+    new_front, new_rear = new if new is not None else neighbours(frame, env, me, candidate)
     new_rear_a = idm_acceleration(frame, env, new_rear, new_front, delta)
     new_rear_pred_a = idm_acceleration(frame, env, new_rear, me, delta)
     safe = ~(new_rear_pred_a < -C.LANE_CHANGE_MAX_BRAKING_IMPOSED)
@@ -125,38 +139,33 @@ def change_lane_policy(state: TrafficState, frame: Frame, active: torch.Tensor, 
     A vehicle mid-change aborts if another vehicle, not yet on its target lane but heading there, is ahead
     within its desired gap. The others decide with MOBIL once their timer passes LANE_CHANGE_DELAY, checking
     the left lane then the right one (a right lane that passes overrides the left, as in highway-env's loop).
+    Computed densely for all vehicles and masked, so that the whole step is one fixed-shape graph.
     """
+    n_envs, n_vehicles = state.lane.shape
     changing = state.lane != state.target_lane
-    env, me = torch.nonzero(active & changing, as_tuple=True)
-    if env.numel():
-        target = state.target_lane[env, me]
-        n_vehicles = state.num_vehicles
-        others = torch.arange(n_vehicles, device=env.device).expand(len(env), n_vehicles)
-        env_k = env[:, None].expand_as(others)
-        merging = (state.target_lane[env] == target[:, None]) & (state.lane[env] != target[:, None])
-        merging &= others != me[:, None]
-        d = frame.x[env] - frame.x[env, me][:, None]
-        gap = desired_gap(frame, env_k, me[:, None].expand_as(others), others)
-        abort = (merging & (d > 0) & (d < gap)).any(-1)
-        state.target_lane[env[abort], me[abort]] = state.lane[env[abort], me[abort]]
+    target = state.target_lane
+    merging = (target[:, None, :] == target[:, :, None]) & (state.lane[:, None, :] != target[:, :, None])
+    merging &= ~torch.eye(n_vehicles, dtype=torch.bool, device=target.device)
+    d = frame.x[:, None, :] - frame.x[:, :, None]  # (N, i, j): j ahead of i
+    dv = ((frame.velocity[:, :, None, :] - frame.velocity[:, None, :, :]) * frame.direction[:, :, None, :]).sum(-1)
+    speed = frame.speed[:, :, None]
+    gap = C.DISTANCE_WANTED + speed * C.TIME_WANTED + speed * dv / (2 * _AB)
+    abort = (merging & (d > 0) & (d < gap)).any(-1)
+    target = torch.where(active & changing & abort, state.lane, target)
 
     due = active & ~changing & (state.timer > C.LANE_CHANGE_DELAY)
     state.timer = torch.where(due, torch.zeros_like(state.timer), state.timer)
-    moving = frame.speed.abs() >= 1
-    reachable = (frame.x >= 0) & (frame.x < C.ROAD_LENGTH + C.LENGTH)
-    env, me = torch.nonzero(due & moving & reachable, as_tuple=True)
-    if not env.numel():
-        return
-    lane = state.lane[env, me]
-    own_front, own_rear = own[0][env, me], own[1][env, me]
-    delta = state.delta[env, me]
-    new_target = state.target_lane[env, me]
+    can = due & (frame.speed.abs() >= 1) & (frame.x >= 0) & (frame.x < C.ROAD_LENGTH + C.LENGTH)
+    env = torch.arange(n_envs, device=target.device)[:, None].expand(n_envs, n_vehicles)
+    me = torch.arange(n_vehicles, device=target.device).expand(n_envs, n_vehicles)
     for side in (-1, 1):
-        candidate = lane + side
+        candidate = state.lane + side
         exists = (candidate >= 0) & (candidate < lanes_count)
-        ok = exists & mobil(frame, delta, env, me, candidate.clamp(0, lanes_count - 1), own_front, own_rear)
-        new_target = torch.where(ok, candidate, new_target)
-    state.target_lane[env, me] = new_target
+        candidate = candidate.clamp(0, lanes_count - 1)
+        new = all_neighbours(frame, candidate)
+        ok = can & exists & mobil(frame, state.delta, env, me, candidate, *own, new=new)
+        target = torch.where(ok, candidate, target)
+    state.target_lane = target
 
 
 def steering_control(state: TrafficState, target_lane: torch.Tensor) -> torch.Tensor:
@@ -181,18 +190,14 @@ def idm_act(state: TrafficState, is_idm: torch.Tensor, lanes_count: int) -> None
     active = is_idm & ~state.crashed
     frame = Frame.of(state)
     n_envs, n_vehicles = state.heading.shape
-    env = torch.arange(n_envs, device=active.device).repeat_interleave(n_vehicles)
-    me = torch.arange(n_vehicles, device=active.device).repeat(n_envs)
-    front, rear = neighbours(frame, env, me, state.lane.reshape(-1))
-    own = (front.reshape(n_envs, n_vehicles), rear.reshape(n_envs, n_vehicles))
+    env = torch.arange(n_envs, device=active.device)[:, None].expand(n_envs, n_vehicles)
+    me = torch.arange(n_vehicles, device=active.device).expand(n_envs, n_vehicles)
+    own = all_neighbours(frame, state.lane)
     change_lane_policy(state, frame, active, own, lanes_count)
-    acc = idm_acceleration(frame, env, me, front, state.delta.reshape(-1)).reshape(n_envs, n_vehicles)
+    acc = idm_acceleration(frame, env, me, own[0], state.delta)
     changing = active & (state.lane != state.target_lane)
-    e, v = torch.nonzero(changing, as_tuple=True)
-    if e.numel():
-        target_front, _ = neighbours(frame, e, v, state.target_lane[e, v])
-        other = idm_acceleration(frame, e, v, target_front, state.delta[e, v])
-        acc[e, v] = torch.minimum(acc[e, v], other)
+    target_front, _ = all_neighbours(frame, state.target_lane)
+    acc = torch.where(changing, torch.minimum(acc, idm_acceleration(frame, env, me, target_front, state.delta)), acc)
     state.steering = torch.where(active, steering_control(state, state.target_lane), state.steering)
     state.acceleration = torch.where(active, acc.clamp(-C.ACC_MAX, C.ACC_MAX), state.acceleration)
 
@@ -220,3 +225,16 @@ def bicycle_step(state: TrafficState, dt: float, lanes_count: int) -> None:
     state.speed = state.speed + acc * dt
     state.position = position
     state.lane = closest_lane(position[..., 1], lanes_count)
+
+
+def frame_dynamics(tensors: tuple, is_idm: torch.Tensor, is_ego: torch.Tensor, dt: float, lanes_count: int) -> tuple:
+    """One simulation step's decisions and motion (Road.act then each Vehicle.step), without collisions.
+
+    A pure function of the state's tensors (``TrafficState`` field order), so that it can be compiled whole.
+    """
+    state = TrafficState(*tensors)
+    controlled_act(state, is_ego)
+    idm_act(state, is_idm, lanes_count)
+    state.timer = torch.where(is_idm, state.timer + dt, state.timer)  # IDMVehicle.step
+    bicycle_step(state, dt, lanes_count)
+    return state.tensors()

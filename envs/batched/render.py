@@ -44,6 +44,14 @@ def lighten(rgb, ratio=0.68):
     return tuple(min(int(c / ratio), 255) for c in rgb)
 
 
+class _Drawn:
+    """The part of a TrafficState that is drawn."""
+
+    def __init__(self, position, heading, crashed):
+        self.position, self.heading, self.crashed = position, heading, crashed
+        self.num_envs = position.shape[0]
+
+
 class FrameObserver:
     """Stacks of grayscale top-down frames, uint8 (N, stack, W, H), drawn on the simulator's device."""
 
@@ -76,7 +84,8 @@ class FrameObserver:
         object on reset and observes once). Only the envs of ``mask`` are drawn."""
         index = torch.nonzero(mask).flatten()
         fresh = torch.zeros((len(index), self.stack, self.width, self.height), dtype=torch.uint8, device=self.device)
-        fresh[:, -1] = self.draw(state.select(index))
+        drawn = state.select(index)
+        fresh[:, -1] = self._draw_frames(drawn.position, drawn.heading, drawn.crashed)
         # A new tensor, never an in-place write: the last observation handed out must not change.
         self.frames = self.frames.index_put((index,), fresh)
         return self.frames
@@ -91,7 +100,7 @@ class FrameObserver:
         """WorldSurface.pix: int() truncates towards zero."""
         return torch.trunc(length * self.scaling).long()
 
-    def origin(self, state: TrafficState) -> torch.Tensor:
+    def origin(self, state) -> torch.Tensor:
         """WorldSurface.move_display_window_to(ego position): the world point drawn at pixel (0, 0)."""
         shift = torch.tensor(
             [self.centering[0] * self.width / self.scaling, self.centering[1] * self.height / self.scaling],
@@ -101,13 +110,16 @@ class FrameObserver:
         return state.position[:, 0] - shift
 
     def draw(self, state: TrafficState) -> torch.Tensor:
+        """(N, W, H) uint8: the newest frame of each env."""
+        return self._draw_frames(state.position, state.heading, state.crashed)
+
+    def _draw_frames(self, position, heading, crashed) -> torch.Tensor:
+        state = _Drawn(position, heading, crashed)
         origin = self.origin(state)
-        frame = torch.full(
-            (state.num_envs, self.width, self.height), self.ground, dtype=torch.uint8, device=self.device
-        )
-        self._draw_markings(frame, origin)
-        self._draw_vehicles(frame, state, origin)
-        return frame
+        frame = torch.full((position.shape[0], self.width, self.height), self.ground, dtype=torch.uint8,
+                           device=self.device)
+        frame = self._draw_markings(frame, origin)
+        return self._draw_vehicles(frame, state, origin)
 
     def _stripe_start(self, origin_x: torch.Tensor) -> tuple[torch.Tensor, int]:
         """LaneGraphics.display: the first stripe's start s0 and the stripe count."""
@@ -115,7 +127,7 @@ class FrameObserver:
         s0 = (torch.floor(torch.trunc(origin_x) / STRIPE_SPACING) - count // 2) * STRIPE_SPACING
         return s0, count
 
-    def _draw_markings(self, frame: torch.Tensor, origin: torch.Tensor) -> None:
+    def _draw_markings(self, frame: torch.Tensor, origin: torch.Tensor) -> torch.Tensor:
         n = frame.shape[0]
         s0, count = self._stripe_start(origin[:, 0])
         columns = torch.arange(self.width, device=self.device)
@@ -132,14 +144,16 @@ class FrameObserver:
         drawn = (ends - starts).abs() > 0.5 * STRIPE_LENGTH
         a, b = self.pix(starts - origin[:, :1]), self.pix(ends - origin[:, :1])
         striped = ((columns >= a[..., None]) & (columns <= b[..., None]) & drawn[..., None]).any(1)
-        env = torch.arange(n, device=self.device)
+        # One pixel row per lane boundary; a row outside the frame is written to a spare row and dropped.
+        env = torch.arange(frame.shape[0], device=self.device)
+        frame = torch.cat((frame, frame[:, :, :1]), dim=2)
         for boundary in range(self.lanes + 1):
             row = self.pix(C.LANE_WIDTH * boundary - C.LANE_WIDTH / 2 - origin[:, 1])
-            inside = (row >= 0) & (row < self.height)
+            row = torch.where((row >= 0) & (row < self.height), row, self.height)
             columns_on = solid if boundary in (0, self.lanes) else striped
-            rows = row.clamp(0, self.height - 1)
-            current = frame[env, :, rows]  # (N, W)
-            frame[env, :, rows] = torch.where(columns_on & inside[:, None], self.marking, current)
+            line = torch.where(columns_on, self.marking, frame[env, :, row])
+            frame = frame.index_put((env[:, None], columns[None, :], row[:, None]), line)
+        return frame[:, :, : self.height].contiguous()
 
     def _sprite(self, rgb, weights) -> torch.Tensor:
         """VehicleGraphics.display's vehicle surface as gray values, -1 where transparent: (side, side)."""
@@ -163,16 +177,16 @@ class FrameObserver:
         rect(*body, gray(BORDER, weights), outline=True)
         return torch.as_tensor(sprite, device=self.device)
 
-    def _draw_vehicles(self, frame: torch.Tensor, state: TrafficState, origin: torch.Tensor) -> None:
-        n, v = state.heading.shape
+    def _draw_vehicles(self, frame: torch.Tensor, state, origin: torch.Tensor) -> torch.Tensor:
+        """Each vehicle near the frame: its sprite, turned by its heading, drawn in road.vehicles order."""
+        n, _ = state.heading.shape
         side = self.sprites["ego"].shape[0]
         reach = side + 2  # a sprite turned by a small angle still fits in this window
         centre = self.pix(state.position - origin[:, None, :])  # (N, V, 2) WorldSurface.pos2pix
         visible = (centre[..., 0] > -reach) & (centre[..., 0] < self.width + reach)
         visible &= (centre[..., 1] > -reach) & (centre[..., 1] < self.height + reach)
         env, vehicle = torch.nonzero(visible, as_tuple=True)
-        if env.numel() == 0:
-            return
+        centre = centre[env, vehicle]
         kind = torch.where(state.crashed[env, vehicle], 2, (vehicle > 0).long())  # ego, IDM, crashed sprite
         heading = state.heading[env, vehicle]
         heading = torch.where(heading.abs() > 2 * math.pi / 180, heading, 0.0)  # VehicleGraphics.display
@@ -186,13 +200,22 @@ class FrameObserver:
         sy = torch.floor(-s * (du + 0.5) + c * (dv + 0.5) + half).long()
         inside = (sx >= 0) & (sx < side) & (sy >= 0) & (sy < side)
         value = self._sprite_table[kind[:, None, None], sx.clamp(0, side - 1), sy.clamp(0, side - 1)]
-        px = centre[env, vehicle, 0][:, None, None] + du
-        py = centre[env, vehicle, 1][:, None, None] + dv
+        px = centre[:, 0, None, None] + du
+        py = centre[:, 1, None, None] + dv
         keep = inside & (value >= 0) & (px >= 0) & (px < self.width) & (py >= 0) & (py < self.height)
-        # Later vehicles are drawn over earlier ones: per pixel, keep the value of the highest vehicle index.
         index = ((env[:, None, None] * self.width + px) * self.height + py)[keep]
         key = (vehicle[:, None, None] * 256 + value)[keep].int()
-        top = torch.full((n * self.width * self.height,), -1, dtype=torch.int32, device=self.device)
+        # Later vehicles are drawn over earlier ones: per pixel, the value of the highest vehicle index wins.
+        top = self._scratch(n)
         top.scatter_reduce_(0, index, key, reduce="amax")
         flat = frame.view(-1)
         flat[index] = (top[index] % 256).to(torch.uint8)
+        top[index] = -1  # leave the scratch buffer clean for the next frame
+        return frame
+
+    def _scratch(self, n: int) -> torch.Tensor:
+        """A reusable buffer of -1, one int32 per pixel of ``n`` frames."""
+        size = n * self.width * self.height
+        if getattr(self, "_top", None) is None or self._top.numel() < size:
+            self._top = torch.full((size,), -1, dtype=torch.int32, device=self.device)
+        return self._top[:size]

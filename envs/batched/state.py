@@ -34,6 +34,9 @@ class TrafficState:
     def num_vehicles(self) -> int:
         return self.heading.shape[1]
 
+    def tensors(self) -> tuple[torch.Tensor, ...]:
+        return tuple(getattr(self, f.name) for f in fields(self))
+
     def clone(self) -> TrafficState:
         return TrafficState(**{f.name: getattr(self, f.name).clone() for f in fields(self)})
 
