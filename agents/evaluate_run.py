@@ -52,8 +52,9 @@ def evaluate_to_run(
         raise DriveError(f"--episodes must be at least 1, got {episodes}")
     source = policy_source(run=run, checkpoint=checkpoint, policy=policy, env=env, obs=obs, algo=algo)
     if backend == "batched":
-        venv = make_vec_env(source.env, source.obs, episodes, backend="batched", config=source.env_config,
-                            device=device)
+        venv = make_vec_env(
+            source.env, source.obs, episodes, backend="batched", config=source.env_config, device=device
+        )
         records = evaluate_batched(venv, source.make_batch(venv, seed, device), episodes, seed, progress)
         step = 0
     else:

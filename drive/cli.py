@@ -164,6 +164,24 @@ def watch(
         typer.echo(f"video: {path}")
 
 
+@app.command()
+def bench(
+    quick: Annotated[bool, typer.Option(help="Under a minute: highway-env and batched pixels at N=1024 only.")] = False,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the rows as JSON records.")] = None,
+    quiet: Quiet = False,
+) -> None:
+    """Env steps per second of highway-env and the batched simulator (and training), side by side."""
+    import json
+
+    from drive.bench import format_table, run_bench
+
+    rows = run_bench(quick=quick, progress=not quiet)
+    typer.echo(format_table(rows))
+    if json_out is not None:
+        json_out.write_text(json.dumps([r.as_record() for r in rows], indent=2) + "\n")
+        typer.echo(f"json: {json_out}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console entry point: DriveError -> one line and exit code 2."""
     from drive.agents.training import TrainingInterrupted

@@ -72,16 +72,23 @@ def neighbours(frame: Frame, env: torch.Tensor, vehicle: torch.Tensor, lane: tor
     longitudinal. (On an exact tie of two vehicles' positions highway-env keeps the later front vehicle, we the
     earlier: vehicles at one position have collided anyway.)
     """
-    return _nearest(frame.x[env], frame.y[env], frame.on_road_x[env], frame.x[env, vehicle][:, None], vehicle[:, None],
-                    lane[:, None])
+    return _nearest(
+        frame.x[env],
+        frame.y[env],
+        frame.on_road_x[env],
+        frame.x[env, vehicle][:, None],
+        vehicle[:, None],
+        lane[:, None],
+    )
 
 
 def all_neighbours(frame: Frame, lane: torch.Tensor):
     """``neighbours`` of every vehicle of every env on ``lane`` (N, V), by broadcasting: (N, V) each."""
     n_vehicles = frame.x.shape[1]
     me = torch.arange(n_vehicles, device=lane.device)[None, :, None]
-    return _nearest(frame.x[:, None, :], frame.y[:, None, :], frame.on_road_x[:, None, :], frame.x[..., None], me,
-                    lane[..., None])
+    return _nearest(
+        frame.x[:, None, :], frame.y[:, None, :], frame.on_road_x[:, None, :], frame.x[..., None], me, lane[..., None]
+    )
 
 
 def _nearest(x_other, y_other, on_road, x_me, me, lane):

@@ -86,8 +86,9 @@ class FrameObserver:
         fresh = torch.zeros((len(index), self.stack, self.width, self.height), dtype=torch.uint8, device=self.device)
         drawn = state.select(index)
         fresh[:, -1] = self._draw_frames(drawn.position, drawn.heading, drawn.crashed)
-        # A new tensor, never an in-place write: the last observation handed out must not change.
-        self.frames = self.frames.index_put((index,), fresh)
+        # In place: the step's observation of a finished env (its terminal observation) is overwritten, so
+        # callers that need it copy it first, as BatchedVecEnv does.
+        self.frames[index] = fresh
         return self.frames
 
     def observe(self, state: TrafficState) -> torch.Tensor:
@@ -116,8 +117,9 @@ class FrameObserver:
     def _draw_frames(self, position, heading, crashed) -> torch.Tensor:
         state = _Drawn(position, heading, crashed)
         origin = self.origin(state)
-        frame = torch.full((position.shape[0], self.width, self.height), self.ground, dtype=torch.uint8,
-                           device=self.device)
+        frame = torch.full(
+            (position.shape[0], self.width, self.height), self.ground, dtype=torch.uint8, device=self.device
+        )
         frame = self._draw_markings(frame, origin)
         return self._draw_vehicles(frame, state, origin)
 
@@ -152,7 +154,7 @@ class FrameObserver:
             row = torch.where((row >= 0) & (row < self.height), row, self.height)
             columns_on = solid if boundary in (0, self.lanes) else striped
             line = torch.where(columns_on, self.marking, frame[env, :, row])
-            frame = frame.index_put((env[:, None], columns[None, :], row[:, None]), line)
+            frame.index_put_((env[:, None], columns[None, :], row[:, None]), line)
         return frame[:, :, : self.height].contiguous()
 
     def _sprite(self, rgb, weights) -> torch.Tensor:

@@ -90,7 +90,9 @@ class BatchedHighway:
         for frame in range(config.frames_per_action):
             if frame == 0:
                 self._apply_meta_action(actions)
-            s = self.state = TrafficState(*self._frame(s.tensors(), self.is_idm, self.is_ego, config.dt, config.lanes_count))
+            s = self.state = TrafficState(
+                *self._frame(s.tensors(), self.is_idm, self.is_ego, config.dt, config.lanes_count)
+            )
             handle_collisions(s, config.dt, self.collision_pairs)
             s.steps = s.steps + 1
         observation = self.observer.observe(s)

@@ -99,9 +99,13 @@ class BatchedVecEnv(VecEnv):
                 "terminal_observation": terminal[k],
                 "TimeLimit.truncated": bool(timeout[k]),
                 "episode": {
-                    "r": float(stats["return"][k]), "l": length, "t": elapsed,
-                    "crashed": bool(crashed[k]), "mean_speed": float(stats["speed"][k] / length),
-                    "distance": float(stats["distance"][k]), "lane_changes": int(stats["lane_changes"][k]),
+                    "r": float(stats["return"][k]),
+                    "l": length,
+                    "t": elapsed,
+                    "crashed": bool(crashed[k]),
+                    "mean_speed": float(stats["speed"][k] / length),
+                    "distance": float(stats["distance"][k]),
+                    "lane_changes": int(stats["lane_changes"][k]),
                 },
                 "rewards": {name: float(stats[f"term_{name}"][k] / length) for name in REWARD_TERMS},
             }

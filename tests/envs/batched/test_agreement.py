@@ -1,0 +1,71 @@
+"""The batched simulator against highway-env, state by state: load highway-env's state, take one policy step
+with the same action in both, compare everything. States come from real highway-env episodes."""
+
+import numpy as np
+import pytest
+import torch
+
+from drive.envs.batched import BatchedHighway
+from drive.envs.batched.oracle import stack_snapshots
+from drive.envs.scenarios import PIXELS
+from tests.envs.batched.conftest import collect_transitions
+
+
+def _step_batched(variant, transitions, dtype=torch.float32):
+    sim = BatchedHighway(len(transitions), variant, dtype=dtype, compile=False)
+    sim.state = stack_snapshots([t[0] for t in transitions], dtype=dtype)
+    obs, reward, terminated, truncated, terms = sim.step(torch.tensor([t[1] for t in transitions]))
+    return sim, obs, reward, terms
+
+
+@pytest.mark.parametrize("variant", ["highway-fast", "highway"])
+def test_one_policy_step_agrees_with_highway_env(variant, fast_transitions, highway_transitions):
+    transitions = fast_transitions if variant == "highway-fast" else highway_transitions
+    sim, obs, reward, terms = _step_batched(variant, transitions)
+    ref = stack_snapshots([t[2] for t in transitions], dtype=torch.float32)
+    s = sim.state
+    assert (s.position - ref.position).norm(dim=-1).max() < 0.01  # 1 cm
+    assert (s.heading - ref.heading).abs().max() < 1e-3
+    assert (s.speed - ref.speed).abs().max() < 1e-3
+    assert torch.equal(s.lane, ref.lane) and torch.equal(s.target_lane, ref.target_lane)
+    assert torch.equal(s.crashed, ref.crashed)
+    assert torch.allclose(reward.double(), torch.tensor([t[3] for t in transitions], dtype=torch.float64), atol=1e-5)
+    expected_obs = torch.tensor(np.stack([t[4] for t in transitions]))
+    assert (obs - expected_obs).abs().max() < 1e-4
+    for name in ("collision_reward", "right_lane_reward", "high_speed_reward", "on_road_reward"):
+        expected = torch.tensor([float(t[5][name]) for t in transitions], dtype=torch.float64)
+        assert torch.allclose(terms[name].double(), expected, atol=1e-5), name
+
+
+def test_at_least_a_thousand_states_with_crashes_and_lane_changes(fast_transitions, highway_transitions):
+    transitions = fast_transitions + highway_transitions
+    assert len(transitions) >= 1000
+    after = [t[2] for t in transitions]
+    assert sum(bool(a["crashed"][0]) for a in after) >= 10  # crashes are compared too
+    assert sum(int((a["lane"] != a["target_lane"]).sum()) for a in after) >= 50  # so are lane changes
+
+
+def test_double_precision_agrees_to_rounding(fast_transitions):
+    sim, *_ = _step_batched("highway-fast", fast_transitions, dtype=torch.float64)
+    ref = stack_snapshots([t[2] for t in fast_transitions], dtype=torch.float64)
+    assert (sim.state.position - ref.position).abs().max() < 1e-9
+
+
+def test_frames_match_highway_env_grayscale_observation():
+    transitions = collect_transitions("highway-fast", 4, observation=PIXELS)
+    sim = BatchedHighway(len(transitions), "highway-fast", config={"observation": PIXELS}, compile=False)
+    state = stack_snapshots([t[2] for t in transitions], dtype=torch.float32)
+    ours = sim.observer.draw(state).numpy()
+    ref = np.stack([t[4][-1] for t in transitions])
+    assert ours.shape == ref.shape == (len(transitions), 128, 64)
+    road = [99, 254]  # the gray of the ground and of the lane markings
+    ours_v, ref_v = ~np.isin(ours, road), ~np.isin(ref, road)
+    iou = (ours_v & ref_v).sum((1, 2)) / np.maximum((ours_v | ref_v).sum((1, 2)), 1)
+    assert iou.mean() >= 0.9
+    assert np.abs(ours.astype(int) - ref.astype(int)).mean() < 0.2
+    # In double precision, frames without turned vehicles are drawn pixel for pixel (in single precision a
+    # position rounded across a pixel boundary moves a vehicle or a stripe end by one pixel).
+    straight = np.array([np.all(np.abs(t[2]["heading"]) <= np.deg2rad(2)) for t in transitions])
+    sim64 = BatchedHighway(len(transitions), "highway-fast", config={"observation": PIXELS}, dtype=torch.float64)
+    ours64 = sim64.observer.draw(stack_snapshots([t[2] for t in transitions], dtype=torch.float64)).numpy()
+    assert straight.sum() >= 20 and np.array_equal(ours64[straight], ref[straight])

@@ -1,0 +1,116 @@
+"""Invariants of the batched simulator, over random seeds and action sequences (hypothesis)."""
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from drive.envs.batched import BatchedHighway
+from drive.envs.batched import constants as C
+from drive.errors import DriveError
+
+ACTIONS = st.lists(st.integers(0, 4), min_size=8, max_size=8)
+
+
+def _rollout(seed, actions, n_envs=6, variant="highway-fast", steps=25):
+    sim = BatchedHighway(n_envs, variant, seed=seed, compile=False)
+    sim.reset()
+    history = []
+    for t in range(steps):
+        action = torch.tensor([actions[(t + i) % len(actions)] for i in range(n_envs)])
+        obs, reward, terminated, truncated, _ = sim.step(action)
+        history.append((sim.state.clone(), obs.clone(), reward.clone(), terminated | truncated))
+        sim.reset(terminated | truncated)
+    return sim, history
+
+
+@settings(max_examples=12, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), actions=ACTIONS)
+def test_states_stay_finite_on_the_road_and_within_speed_limits(seed, actions):
+    sim, history = _rollout(seed, actions)
+    lanes = sim.config.lanes_count
+    for state, obs, reward, _ in history:
+        for tensor in (state.position, state.heading, state.speed, obs, reward):
+            assert torch.isfinite(tensor).all()
+        assert (state.speed >= C.MIN_SPEED).all() and (state.speed <= C.MAX_SPEED + 1e-3).all()
+        # Other vehicles stay on the road; a collision's impact may push one a little past the edge.
+        y = state.position[:, 1:, 1]
+        on_road = (y >= -C.LANE_WIDTH / 2) & (y <= C.LANE_WIDTH * (lanes - 0.5))
+        assert (on_road | state.crashed[:, 1:]).all()
+        assert ((y >= -C.LANE_WIDTH) & (y <= C.LANE_WIDTH * lanes)).all()
+        assert ((reward >= 0) & (reward <= 1)).all()
+
+
+@settings(max_examples=12, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), actions=ACTIONS)
+def test_collisions_take_two(seed, actions):
+    """highway-env crashes both vehicles of a colliding pair: no env has exactly one crashed vehicle."""
+    _, history = _rollout(seed, actions, variant="highway")
+    for state, *_ in history:
+        assert (state.crashed.sum(1) != 1).all()
+
+
+@settings(max_examples=8, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), actions=ACTIONS)
+def test_same_seed_gives_bit_identical_rollouts(seed, actions):
+    _, first = _rollout(seed, actions, steps=12)
+    _, again = _rollout(seed, actions, steps=12)
+    for (s1, o1, r1, d1), (s2, o2, r2, d2) in zip(first, again, strict=True):
+        assert torch.equal(s1.position, s2.position) and torch.equal(o1, o2) and torch.equal(r1, r2)
+
+
+def test_different_seeds_give_different_traffic():
+    a, b = BatchedHighway(4, seed=1, compile=False), BatchedHighway(4, seed=2, compile=False)
+    assert not torch.equal(a.state.position, b.state.position)
+    assert not torch.equal(a.state.position[0], a.state.position[1])  # envs of one batch differ too
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), mask=st.lists(st.booleans(), min_size=5, max_size=5))
+def test_reset_leaves_the_other_envs_untouched(seed, mask):
+    sim = BatchedHighway(5, seed=seed, compile=False)
+    sim.reset()
+    sim.step(torch.ones(5, dtype=torch.long))
+    before = sim.state.clone()
+    mask = torch.tensor(mask)
+    sim.reset(mask)
+    keep = ~mask
+    for name in ("position", "heading", "speed", "target_lane", "crashed", "timer"):
+        assert torch.equal(getattr(sim.state, name)[keep], getattr(before, name)[keep])
+    assert (sim.state.time[mask] == 0).all()
+
+
+def test_traffic_is_spawned_like_highway_env():
+    sim = BatchedHighway(256, "highway-fast", seed=0, compile=False)
+    s = sim.state
+    assert s.position.shape == (256, 21, 2)
+    assert torch.all(s.speed[:, 0] == 25) and torch.all((s.speed[:, 1:] >= 21) & (s.speed[:, 1:] <= 24))
+    assert torch.all(s.position[:, 1:, 0] > s.position[:, :-1, 0])  # each vehicle ahead of the last
+    assert set(s.lane.unique().tolist()) == {0, 1, 2}
+    assert torch.all((s.delta[:, 1:] >= 3.5) & (s.delta[:, 1:] <= 4.5))
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"controlled_vehicles": 2}, "supports controlled_vehicles=1 only, got 2"),
+        ({"lanes": 3}, "unknown highway config key 'lanes'; valid:"),
+        ({"observation": {"type": "OccupancyGrid"}}, "unknown batched observation type 'OccupancyGrid'"),
+        ({"action": {"type": "ContinuousAction"}}, "supports action={'type': 'DiscreteMetaAction'} only"),
+        ({"observation": {"type": "Kinematics", "order": "shuffled"}}, "supports Kinematics order='sorted' only"),
+    ],
+)
+def test_unsupported_config_is_refused(config, message):
+    with pytest.raises(DriveError) as err:
+        BatchedHighway(2, config=config, compile=False)
+    assert message in str(err.value)
+
+
+def test_config_keys_are_read_from_highway_envs_config():
+    sim = BatchedHighway(
+        3, config={"lanes_count": 5, "vehicles_count": 7, "duration": 3, "screen_width": 900}, compile=False
+    )
+    assert sim.state.position.shape == (3, 8, 2)
+    for _ in range(3):
+        *_, truncated, _ = sim.step(torch.ones(3, dtype=torch.long))
+    assert truncated.all()
