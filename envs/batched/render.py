@@ -130,7 +130,6 @@ class FrameObserver:
         return s0, count
 
     def _draw_markings(self, frame: torch.Tensor, origin: torch.Tensor) -> torch.Tensor:
-        n = frame.shape[0]
         s0, count = self._stripe_start(origin[:, 0])
         columns = torch.arange(self.width, device=self.device)
         # Continuous outer lines: one segment from s0 to s0 + count * spacing + stripe length.

@@ -9,7 +9,7 @@ the reward terms under ``rewards``. Environments that did not finish get empty i
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -20,7 +20,7 @@ from drive.envs.batched.simulator import REWARD_TERMS, BatchedHighway
 
 
 class BatchedVecEnv(VecEnv):
-    metadata = {"render_modes": ["rgb_array"]}
+    metadata: ClassVar[dict] = {"render_modes": ["rgb_array"]}
 
     def __init__(
         self,

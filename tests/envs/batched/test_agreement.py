@@ -14,7 +14,7 @@ from tests.envs.batched.conftest import collect_transitions
 def _step_batched(variant, transitions, dtype=torch.float32):
     sim = BatchedHighway(len(transitions), variant, dtype=dtype, compile=False)
     sim.state = stack_snapshots([t[0] for t in transitions], dtype=dtype)
-    obs, reward, terminated, truncated, terms = sim.step(torch.tensor([t[1] for t in transitions]))
+    obs, reward, _terminated, _truncated, terms = sim.step(torch.tensor([t[1] for t in transitions]))
     return sim, obs, reward, terms
 
 

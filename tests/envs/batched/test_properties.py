@@ -56,7 +56,8 @@ def test_same_seed_gives_bit_identical_rollouts(seed, actions):
     _, first = _rollout(seed, actions, steps=12)
     _, again = _rollout(seed, actions, steps=12)
     for (s1, o1, r1, d1), (s2, o2, r2, d2) in zip(first, again, strict=True):
-        assert torch.equal(s1.position, s2.position) and torch.equal(o1, o2) and torch.equal(r1, r2)
+        assert torch.equal(s1.position, s2.position) and torch.equal(o1, o2)
+        assert torch.equal(r1, r2) and torch.equal(d1, d2)
 
 
 def test_different_seeds_give_different_traffic():

@@ -1,0 +1,70 @@
+import numpy as np
+import pytest
+from stable_baselines3 import DQN, PPO
+
+from drive.envs import make_env, make_vec_env
+from drive.envs.batched.vec_env import BatchedVecEnv
+from drive.errors import DriveError
+
+
+@pytest.mark.parametrize("obs", ["pixels", "kinematics"])
+def test_spaces_match_highway_env_so_one_policy_fits_both(obs):
+    venv = make_vec_env("highway", obs, 3, backend="batched")
+    reference = make_env("highway", obs)
+    assert venv.observation_space == reference.observation_space
+    assert venv.action_space == reference.action_space
+    first = venv.reset()
+    assert first.shape == (3, *reference.observation_space.shape) and first.dtype == reference.observation_space.dtype
+
+
+def test_finished_envs_reset_in_the_same_step_with_sb3_infos():
+    venv = BatchedVecEnv(4, config={"duration": 3}, seed=0)
+    venv.reset()
+    for t in range(3):
+        obs, _rewards, dones, infos = venv.step(np.full(4, 1))  # IDLE: nobody crashes in 3 s
+        if t < 2:
+            assert not dones.any() and all(info == {} for info in infos)
+    assert dones.all()
+    for info in infos:
+        assert info["TimeLimit.truncated"] is True
+        assert info["terminal_observation"].shape == (5, 5)
+        episode = info["episode"]
+        assert episode["l"] == 3 and 0 < episode["r"] <= 3 and episode["crashed"] is False
+        assert set(info["rewards"]) == {"collision_reward", "right_lane_reward", "high_speed_reward", "on_road_reward"}
+    assert not np.array_equal(obs[0], infos[0]["terminal_observation"])  # already the next episode
+    assert venv.sim.state.time.eq(0).all()
+
+
+def test_crash_ends_the_episode_as_terminated_not_truncated():
+    venv = BatchedVecEnv(16, seed=3)
+    venv.reset()
+    for _ in range(30):
+        _, _, _, infos = venv.step(np.full(16, 3))  # FASTER into traffic
+        crashed = [info for info in infos if info and info["episode"]["crashed"]]
+        if crashed:
+            assert all(info["TimeLimit.truncated"] is False for info in crashed)
+            return
+    pytest.fail("no crash in 30 steps of flat-out driving")
+
+
+def test_seed_makes_resets_reproducible():
+    a, b = BatchedVecEnv(3), BatchedVecEnv(3)
+    a.seed(11), b.seed(11)
+    np.testing.assert_array_equal(a.reset(), b.reset())
+    b.seed(12)
+    assert not np.array_equal(a.reset(), b.reset())
+
+
+@pytest.mark.parametrize("algo", [PPO, DQN])
+def test_sb3_trains_on_it_unchanged(algo):
+    venv = make_vec_env("highway", "kinematics", 8, backend="batched")
+    kwargs = {"n_steps": 8, "batch_size": 32} if algo is PPO else {"learning_starts": 16, "buffer_size": 200}
+    model = algo("MlpPolicy", venv, policy_kwargs={"net_arch": [16]}, **kwargs)
+    model.learn(128)
+    assert model.num_timesteps >= 128
+    assert len(model.ep_info_buffer) == 0 or "r" in model.ep_info_buffer[0]
+
+
+def test_batched_backend_covers_highway_only():
+    with pytest.raises(DriveError, match="backend 'batched' does not simulate env 'merge'; valid: highway"):
+        make_vec_env("merge", "kinematics", 2, backend="batched")
