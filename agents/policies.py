@@ -45,6 +45,20 @@ class AgentPolicy:
         return values[0].cpu().numpy()
 
 
+class BatchPolicy:
+    """``policy(obs) -> actions`` for all envs of a batch; ``action_values(obs)`` of the first env, if any."""
+
+    def __init__(self, act_batch, agent: AgentPolicy | None = None):
+        self.act_batch, self.agent = act_batch, agent
+        self.values_label = agent.values_label if agent else ""
+
+    def __call__(self, obs) -> np.ndarray:
+        return self.act_batch(obs)
+
+    def action_values(self, obs) -> np.ndarray | None:
+        return self.agent.action_values(obs[:1]) if self.agent else None
+
+
 def load_model(checkpoint: str | Path, algo: str, device: str = "auto") -> BaseAlgorithm:
     """Load an SB3 zip, turning a missing or unreadable file into one clear line."""
     path = Path(checkpoint)
@@ -88,18 +102,18 @@ class PolicySource:
     algo: str | None = None
     baseline: str | None = None
 
-    def make_batch(self, venv, seed: int = 0, device: str = "auto"):
-        """``act_batch(obs) -> actions`` for a batched VecEnv."""
+    def make_batch(self, venv, seed: int = 0, device: str = "auto") -> BatchPolicy:
+        """One action per env of a batched VecEnv, from the observations of all of them at once."""
         if self.baseline == "idm":
             from drive.envs.batched.ego_idm import idm_meta_actions
 
-            return lambda obs: idm_meta_actions(venv.sim).cpu().numpy()
+            return BatchPolicy(lambda obs: idm_meta_actions(venv.sim).cpu().numpy())
         if self.baseline == "random":
             rng = np.random.default_rng(seed)
-            return lambda obs: rng.integers(0, venv.action_space.n, size=venv.num_envs)
+            return BatchPolicy(lambda obs: rng.integers(0, venv.action_space.n, size=venv.num_envs))
         model = load_model(self.checkpoint, self.algo, device=device)
         check_spaces(model, venv, f"checkpoint {self.checkpoint.name}")
-        return lambda obs: model.predict(obs, deterministic=True)[0]
+        return BatchPolicy(lambda obs: model.predict(obs, deterministic=True)[0], AgentPolicy(model, self.label))
 
     def make(self, env: gym.Env, seed: int | None = None, device: str = "auto"):
         if self.baseline is not None:

@@ -140,6 +140,39 @@ def record_rollouts(env, policy, episodes: int, seed: int, progress: bool = Fals
     return frames
 
 
+def record_batched_rollouts(sim, policy, episodes: int, progress: bool = False, on_frame=None) -> list[np.ndarray]:
+    """As ``record_rollouts``, on env 0 of the batched simulator ``sim``: our colour view above the frames
+    our rasteriser gave the policy. Steps ``sim`` directly, so the final state is drawn before the reset."""
+    import torch
+    from tqdm.auto import tqdm
+
+    from drive.envs.batched.render import ColourView
+
+    view, frames = ColourView(sim.config, sim.device), []
+    names = ["LANE_LEFT", "IDLE", "LANE_RIGHT", "FASTER", "SLOWER"]  # DiscreteMetaAction.ACTIONS_ALL
+
+    def add(obs, action, values):
+        speed = float(sim.state.speed[0, 0])
+        frame = compose_frame(
+            view.render(sim.state), obs[0], len(frames), speed, action, values, names, policy.values_label
+        )
+        frames.append(frame)
+        if on_frame is not None:
+            on_frame(frame)
+
+    obs = sim.reset().cpu().numpy()
+    for _ in tqdm(range(episodes), desc="watch", unit="episode", disable=not progress):
+        done = False
+        while not done:
+            action = np.asarray(policy(obs)).reshape(sim.num_envs)
+            add(obs, int(action[0]), policy.action_values(obs))
+            next_obs, _, terminated, truncated, _ = sim.step(torch.as_tensor(action))
+            obs, done = next_obs.cpu().numpy(), bool(terminated[0] | truncated[0])
+        add(obs, None, None)
+        obs = sim.reset().cpu().numpy()
+    return frames
+
+
 def watch_policy(
     *,
     run=None,
@@ -159,7 +192,7 @@ def watch_policy(
 ) -> Path | None:
     """Record (and optionally show) rollouts; returns the video path, or None for ``--live`` alone."""
     from drive.agents.policies import policy_source
-    from drive.envs import make_env
+    from drive.envs import make_env, make_vec_env
     from drive.envs.scenarios import BACKENDS
     from drive.errors import check_choice
 
@@ -171,13 +204,24 @@ def watch_policy(
     if out is not None:
         check_output(Path(out))
     source = policy_source(run=run, checkpoint=checkpoint, policy=policy, env=env, obs=obs or "pixels", algo=algo)
+    if backend == "batched":
+        venv = make_vec_env(
+            source.env, source.obs, 1, seed=seed, backend="batched", config=source.env_config, device=device
+        )
+        actor, scenario_env = source.make_batch(venv, seed, device), None
+    else:
+        scenario_env = make_env(source.env, source.obs, config=source.env_config, render_mode="rgb_array")
+        actor = source.make(scenario_env, seed=seed, device=device)
     window = LiveWindow(fps) if live else None
-    scenario_env = make_env(source.env, source.obs, config=source.env_config, render_mode="rgb_array")
-    actor = source.make(scenario_env, seed=seed, device=device)
+    on_frame = window.show if window else None
     try:
-        frames = record_rollouts(scenario_env, actor, episodes, seed, progress, window.show if window else None)
+        if scenario_env is None:
+            frames = record_batched_rollouts(venv.sim, actor, episodes, progress, on_frame)
+        else:
+            frames = record_rollouts(scenario_env, actor, episodes, seed, progress, on_frame)
     finally:
-        scenario_env.close()
+        if scenario_env is not None:
+            scenario_env.close()
         if window is not None:
             window.close()
     return write_video(Path(out), frames, fps) if out is not None else None

@@ -23,7 +23,7 @@ app = typer.Typer(
 )
 
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
-Backend = Annotated[str, typer.Option(help="Simulator: highway-env (the reference).")]
+Backend = Annotated[str, typer.Option(help="Simulator: highway-env (the reference) or batched (ours, highway only).")]
 Seed = Annotated[int, typer.Option(help="Seed of the first episode; episode i uses seed + i.")]
 Device = Annotated[str, typer.Option(help="auto, cpu or cuda.")]
 RunsDir = Annotated[Path, typer.Option(help="Where run folders are written.")]

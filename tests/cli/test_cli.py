@@ -121,7 +121,9 @@ BAD_INPUTS = [
     (["train-agent", "--env", "highwy"], "unknown env 'highwy' (did you mean 'highway'?); valid:"),
     (["train-agent", "--algo", "a2c"], "unknown algorithm 'a2c'; valid: dqn, ppo"),
     (["train-agent", "--obs", "lidar"], "unknown observation preset 'lidar'; valid: pixels, kinematics"),
-    (["train-agent", "--backend", "batched"], "unknown backend 'batched'; valid: highway-env"),
+    (["train-agent", "--backend", "gpu"], "unknown backend 'gpu'; valid: highway-env, batched"),
+    (["train-agent", "--backend", "batched", "--env", "merge"], "backend 'batched' does not simulate env 'merge'"),
+    (["watch", "--policy", "idm", "--backend", "batched", "--env", "racetrack"], "does not simulate env 'racetrack'"),
     (["train-agent", "--set", "train.lr=1"], "unknown config key 'train.lr'; valid:"),
     (["train-agent", "--set", "env.n_envs=two"], "config key 'env.n_envs' must be of type int, got 'two'"),
     (["train-agent", "--set", "env.config.lane_count=2"], "unknown highway env config key 'lane_count'"),
@@ -189,6 +191,7 @@ def test_wheel_maps_the_folders_into_one_drive_namespace(tmp_path):
     for expected in (
         "drive/cli.py",
         "drive/envs/factory.py",
+        "drive/envs/batched/simulator.py",
         "drive/agents/training.py",
         "drive/perception/encoders.py",
         "drive/configs/algo/dqn-pixels.yaml",

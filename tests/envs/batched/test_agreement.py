@@ -69,3 +69,29 @@ def test_frames_match_highway_env_grayscale_observation():
     sim64 = BatchedHighway(len(transitions), "highway-fast", config={"observation": PIXELS}, dtype=torch.float64)
     ours64 = sim64.observer.draw(stack_snapshots([t[2] for t in transitions], dtype=torch.float64)).numpy()
     assert straight.sum() >= 20 and np.array_equal(ours64[straight], ref[straight])
+
+
+def test_colour_view_matches_highway_env_render():
+    """``drive watch --backend batched`` draws our state as highway-env's viewer draws its own."""
+    import gymnasium as gym
+
+    from drive.agents.baselines import IDMPolicy
+    from drive.envs.batched.oracle import snapshot
+    from drive.envs.batched.render import ColourView
+
+    env = gym.make("highway-fast-v0", render_mode="rgb_array").unwrapped
+    rng, snapshots, renders = np.random.default_rng(0), [], []
+    for episode in range(3):
+        env.reset(seed=episode)
+        idm = IDMPolicy(env)
+        for _ in range(8):
+            env.step(idm.act(None) if episode != 1 else int(rng.integers(5)))
+            snapshots.append(snapshot(env))
+            renders.append(env.render())
+    state = stack_snapshots(snapshots, dtype=torch.float64)
+    view = ColourView(BatchedHighway(1, "highway-fast").config, torch.device("cpu"))
+    ours = np.stack([view.render(state, i) for i in range(len(snapshots))])
+    ref = np.stack(renders)
+    assert ours.shape == ref.shape == (24, 150, 600, 3)
+    assert (ours == ref).all(-1).mean() > 0.995  # turned vehicles may differ by a pixel at their edges
+    assert np.abs(ours.astype(int) - ref.astype(int)).mean() < 0.2
