@@ -95,3 +95,13 @@ def test_colour_view_matches_highway_env_render():
     assert ours.shape == ref.shape == (24, 150, 600, 3)
     assert (ours == ref).all(-1).mean() > 0.995  # turned vehicles may differ by a pixel at their edges
     assert np.abs(ours.astype(int) - ref.astype(int)).mean() < 0.2
+
+
+@pytest.mark.parametrize("policy", ["idm", "random"])
+def test_whole_episodes_make_the_same_lane_decisions(policy):
+    """From highway-env's initial state with the same ego actions, float32 and all: every vehicle's lane
+    decisions and the episode's end agree to the last step (benchmarks/episode_divergence.py reports more)."""
+    from drive.envs.batched.oracle import first_lane_decision_difference
+
+    first, length, drift = first_lane_decision_difference("highway-fast", seed=1, policy=policy)
+    assert first is None and length >= 10 and drift < 0.01
