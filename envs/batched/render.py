@@ -73,7 +73,23 @@ class FrameObserver:
             name: self._sprite(rgb, weights) for name, rgb in (("ego", EGO), ("idm", IDM), ("crashed", CRASHED))
         }
         self._sprite_table = torch.stack([self.sprites[k] for k in ("ego", "idm", "crashed")])
-        self.frames = torch.zeros((num_envs, self.stack, self.width, self.height), dtype=torch.uint8, device=device)
+        reach = self._sprite_table.shape[-1] + 2  # a sprite turned by a small angle still fits in this window
+        offsets = torch.arange(reach, device=device, dtype=torch.int32) - reach // 2
+        self._du, self._dv = torch.meshgrid(offsets, offsets, indexing="ij")
+        kinds = torch.arange(3, device=device)
+        self._windows = self._turned(kinds, torch.zeros(3, dtype=torch.float64, device=device))  # unturned
+        # Stacks live in a ring of three preallocated buffers: shifting into the next one in place avoids a
+        # fresh allocation (and its page faults) per step. A returned stack stays valid for the two steps after
+        # it, long enough for SB3, which stores the previous and the new observation; copy it to keep it longer.
+        shape = (num_envs, self.stack, self.width, self.height)
+        self._ring = [torch.zeros(shape, dtype=torch.uint8, device=device) for _ in range(3)]
+        self._head = 0
+        self._canvas: torch.Tensor | None = None
+
+    @property
+    def frames(self) -> torch.Tensor:
+        """(N, stack, W, H): the current stacks."""
+        return self._ring[self._head]
 
     @property
     def space(self) -> gym.spaces.Box:
@@ -92,8 +108,12 @@ class FrameObserver:
         return self.frames
 
     def observe(self, state: TrafficState) -> torch.Tensor:
-        self.frames = torch.cat((self.frames[:, 1:], self.draw(state)[:, None]), dim=1)
-        return self.frames
+        current = self.frames
+        self._head = (self._head + 1) % len(self._ring)
+        stacked = self.frames
+        stacked[:, :-1].copy_(current[:, 1:])
+        stacked[:, -1].copy_(self.draw(state, reuse=True))
+        return stacked
 
     # --- drawing -------------------------------------------------------------------------------------------
 
@@ -110,16 +130,20 @@ class FrameObserver:
         )
         return state.position[:, 0] - shift
 
-    def draw(self, state: TrafficState) -> torch.Tensor:
-        """(N, W, H) uint8: the newest frame of each env."""
-        return self._draw_frames(state.position, state.heading, state.crashed)
+    def draw(self, state: TrafficState, reuse: bool = False) -> torch.Tensor:
+        """(N, W, H) uint8: the newest frame of each env (``reuse``: drawn on a canvas the next call reuses)."""
+        return self._draw_frames(state.position, state.heading, state.crashed, reuse)
 
-    def _draw_frames(self, position, heading, crashed) -> torch.Tensor:
+    def _draw_frames(self, position, heading, crashed, reuse: bool = False) -> torch.Tensor:
         state = _Drawn(position, heading, crashed)
         origin = self.origin(state)
-        frame = torch.full(
-            (position.shape[0], self.width, self.height), self.ground, dtype=torch.uint8, device=self.device
-        )
+        shape = (position.shape[0], self.width, self.height)
+        if not reuse:
+            frame = torch.full(shape, self.ground, dtype=torch.uint8, device=self.device)
+        else:
+            if self._canvas is None or self._canvas.shape != shape:
+                self._canvas = torch.empty(shape, dtype=torch.uint8, device=self.device)
+            frame = self._canvas.fill_(self.ground)
         frame = self._draw_markings(frame, origin)
         return self._draw_vehicles(frame, state, origin)
 
@@ -136,25 +160,34 @@ class FrameObserver:
         start = self.pix(s0.clamp(0, C.ROAD_LENGTH) - origin[:, 0])
         end = self.pix((s0 + count * STRIPE_SPACING + STRIPE_LENGTH).clamp(0, C.ROAD_LENGTH) - origin[:, 0])
         solid = (columns >= start[:, None]) & (columns <= end[:, None])
-        # Striped inner lines: the stripes that can reach the frame (the rest lie outside it).
-        first = torch.floor((origin[:, 0] - s0) / STRIPE_SPACING).long() - 1
+        striped = self._stripes(s0, count, origin[:, 0])
+        # One pixel row per lane boundary, where it falls inside the frame.
+        env = torch.arange(frame.shape[0], device=self.device)
+        for boundary in range(self.lanes + 1):
+            row = self.pix(C.LANE_WIDTH * boundary - C.LANE_WIDTH / 2 - origin[:, 1])
+            inside = (row >= 0) & (row < self.height)
+            row = row.clamp(0, self.height - 1)
+            columns_on = (solid if boundary in (0, self.lanes) else striped) & inside[:, None]
+            line = torch.where(columns_on, self.marking, frame[env, :, row])
+            frame.index_put_((env[:, None], columns[None, :], row[:, None]), line)
+        return frame
+
+    def _stripes(self, s0: torch.Tensor, count: int, origin_x: torch.Tensor) -> torch.Tensor:
+        """(N, W) bool: the columns covered by the inner lines' stripes that can reach the frame, each drawn
+        from pix(start) to pix(end) inclusive: +1 at its first column, -1 after its last, then a running sum."""
+        first = torch.floor((origin_x - s0) / STRIPE_SPACING).long() - 1
         k = first[:, None] + torch.arange(int(self.width / self.scaling / STRIPE_SPACING) + 3, device=self.device)
         k = k.clamp(0, count - 1)
         starts = (s0[:, None] + k * STRIPE_SPACING).clamp(0, C.ROAD_LENGTH)
         ends = (s0[:, None] + k * STRIPE_SPACING + STRIPE_LENGTH).clamp(0, C.ROAD_LENGTH)
         drawn = (ends - starts).abs() > 0.5 * STRIPE_LENGTH
-        a, b = self.pix(starts - origin[:, :1]), self.pix(ends - origin[:, :1])
-        striped = ((columns >= a[..., None]) & (columns <= b[..., None]) & drawn[..., None]).any(1)
-        # One pixel row per lane boundary; a row outside the frame is written to a spare row and dropped.
-        env = torch.arange(frame.shape[0], device=self.device)
-        frame = torch.cat((frame, frame[:, :, :1]), dim=2)
-        for boundary in range(self.lanes + 1):
-            row = self.pix(C.LANE_WIDTH * boundary - C.LANE_WIDTH / 2 - origin[:, 1])
-            row = torch.where((row >= 0) & (row < self.height), row, self.height)
-            columns_on = solid if boundary in (0, self.lanes) else striped
-            line = torch.where(columns_on, self.marking, frame[env, :, row])
-            frame.index_put_((env[:, None], columns[None, :], row[:, None]), line)
-        return frame[:, :, : self.height].contiguous()
+        a, b = self.pix(starts - origin_x[:, None]), self.pix(ends - origin_x[:, None])
+        drawn &= (b >= 0) & (a < self.width)
+        edges = torch.zeros((len(s0), self.width + 1), dtype=torch.int32, device=self.device)
+        one = drawn.int()
+        edges.scatter_add_(1, a.clamp(0, self.width), one)
+        edges.scatter_add_(1, (b + 1).clamp(0, self.width), -one)
+        return edges[:, : self.width].cumsum(1) > 0
 
     def _sprite(self, rgb, weights) -> torch.Tensor:
         """VehicleGraphics.display's vehicle surface as gray values, -1 where transparent: (side, side)."""
@@ -181,31 +214,23 @@ class FrameObserver:
     def _draw_vehicles(self, frame: torch.Tensor, state, origin: torch.Tensor) -> torch.Tensor:
         """Each vehicle near the frame: its sprite, turned by its heading, drawn in road.vehicles order."""
         n, _ = state.heading.shape
-        side = self.sprites["ego"].shape[0]
-        reach = side + 2  # a sprite turned by a small angle still fits in this window
+        reach = self._windows.shape[-1]
         centre = self.pix(state.position - origin[:, None, :])  # (N, V, 2) WorldSurface.pos2pix
         visible = (centre[..., 0] > -reach) & (centre[..., 0] < self.width + reach)
         visible &= (centre[..., 1] > -reach) & (centre[..., 1] < self.height + reach)
         env, vehicle = torch.nonzero(visible, as_tuple=True)
-        centre = centre[env, vehicle]
+        centre = centre[env, vehicle].int()
         kind = torch.where(state.crashed[env, vehicle], 2, (vehicle > 0).long())  # ego, IDM, crashed sprite
         heading = state.heading[env, vehicle]
-        heading = torch.where(heading.abs() > 2 * math.pi / 180, heading, 0.0)  # VehicleGraphics.display
-        # Sample each target pixel from the sprite turned by the heading about its centre: pygame's
-        # rotate(image, -degrees(h)) turns it by +h in the y-down pixel frame.
-        offsets = torch.arange(reach, device=self.device) - reach // 2
-        du, dv = torch.meshgrid(offsets, offsets, indexing="ij")
-        c, s = torch.cos(heading)[:, None, None], torch.sin(heading)[:, None, None]
-        half = side / 2
-        sx = torch.floor(c * (du + 0.5) + s * (dv + 0.5) + half).long()
-        sy = torch.floor(-s * (du + 0.5) + c * (dv + 0.5) + half).long()
-        inside = (sx >= 0) & (sx < side) & (sy >= 0) & (sy < side)
-        value = self._sprite_table[kind[:, None, None], sx.clamp(0, side - 1), sy.clamp(0, side - 1)]
-        px = centre[:, 0, None, None] + du
-        py = centre[:, 1, None, None] + dv
-        keep = inside & (value >= 0) & (px >= 0) & (px < self.width) & (py >= 0) & (py < self.height)
-        index = ((env[:, None, None] * self.width + px) * self.height + py)[keep]
-        key = (vehicle[:, None, None] * 256 + value)[keep].int()
+        turned = torch.nonzero(heading.abs() > 2 * math.pi / 180).flatten()  # VehicleGraphics.display
+        value = self._windows[kind]  # (M, reach, reach): most vehicles drive straight
+        if len(turned):
+            value[turned] = self._turned(kind[turned], heading[turned])
+        px = centre[:, 0, None, None] + self._du
+        py = centre[:, 1, None, None] + self._dv
+        keep = (value >= 0) & (px >= 0) & (px < self.width) & (py >= 0) & (py < self.height)
+        index = ((env.int()[:, None, None] * self.width + px) * self.height + py)[keep].long()
+        key = (vehicle.int()[:, None, None] * 256 + value)[keep]
         # Later vehicles are drawn over earlier ones: per pixel, the value of the highest vehicle index wins.
         top = self._scratch(n)
         top.scatter_reduce_(0, index, key, reduce="amax")
@@ -213,6 +238,20 @@ class FrameObserver:
         flat[index] = (top[index] % 256).to(torch.uint8)
         top[index] = -1  # leave the scratch buffer clean for the next frame
         return frame
+
+    def _turned(self, kind: torch.Tensor, heading: torch.Tensor) -> torch.Tensor:
+        """(M, reach, reach) sprite values (-1: transparent) around the centre pixel of turned vehicles, each
+        target pixel sampled from the sprite turned about its centre: pygame's rotate(image, -degrees(h))
+        turns it by +h in the y-down pixel frame."""
+        side = self._sprite_table.shape[-1]
+        du, dv = self._du.to(heading.dtype), self._dv.to(heading.dtype)
+        c, s = torch.cos(heading)[:, None, None], torch.sin(heading)[:, None, None]
+        half = side / 2
+        sx = torch.floor(c * (du + 0.5) + s * (dv + 0.5) + half).long()
+        sy = torch.floor(-s * (du + 0.5) + c * (dv + 0.5) + half).long()
+        inside = (sx >= 0) & (sx < side) & (sy >= 0) & (sy < side)
+        value = self._sprite_table[kind[:, None, None], sx.clamp(0, side - 1), sy.clamp(0, side - 1)]
+        return torch.where(inside, value, -1).int()
 
     def _scratch(self, n: int) -> torch.Tensor:
         """A reusable buffer of -1, one int32 per pixel of ``n`` frames."""

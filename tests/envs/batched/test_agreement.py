@@ -105,3 +105,15 @@ def test_whole_episodes_make_the_same_lane_decisions(policy):
 
     first, length, drift = first_lane_decision_difference("highway-fast", seed=1, policy=policy)
     assert first is None and length >= 10 and drift < 0.01
+
+
+def test_compiled_step_agrees_like_the_eager_one(fast_transitions):
+    """Large batches run the torch.compile'd frame dynamics: they must agree with highway-env as well."""
+    transitions = fast_transitions[:300]
+    sim = BatchedHighway(len(transitions), "highway-fast", compile=True)
+    sim.state = stack_snapshots([t[0] for t in transitions], dtype=torch.float32)
+    sim.step(torch.tensor([t[1] for t in transitions]))
+    ref = stack_snapshots([t[2] for t in transitions], dtype=torch.float32)
+    assert (sim.state.position - ref.position).norm(dim=-1).max() < 0.01
+    assert (sim.state.speed - ref.speed).abs().max() < 1e-3
+    assert torch.equal(sim.state.target_lane, ref.target_lane) and torch.equal(sim.state.crashed, ref.crashed)
