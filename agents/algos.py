@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from dataclasses import replace
 from typing import Any
 
 import gymnasium as gym
@@ -11,7 +12,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecEnv
 
 from drive.errors import DriveError
-from drive.perception.encoders import ENCODERS
+from drive.perception.encoders import ENCODERS, FrameEncoder
 
 ALGOS: dict[str, type[BaseAlgorithm]] = {"dqn": DQN, "ppo": PPO}
 
@@ -64,8 +65,12 @@ def policy_setup(config, observation_space: gym.Space) -> tuple[str, dict[str, A
 def build_model(config, env: VecEnv, device: str = "auto") -> BaseAlgorithm:
     check_action_space(config.algo.name, env.action_space, config.env.name)
     check_hyperparams(config.algo.name, config.algo.hyperparams)
+    pretrained = None
+    if config.algo.encoder.pretrained:
+        pretrained = load_pretrained(config.algo.encoder.pretrained, env.observation_space)
+        config = adopt_encoder(config, pretrained[1])
     policy, policy_kwargs = policy_setup(config, env.observation_space)
-    return ALGOS[config.algo.name](
+    model = ALGOS[config.algo.name](
         policy,
         env,
         policy_kwargs=policy_kwargs,
@@ -74,3 +79,34 @@ def build_model(config, env: VecEnv, device: str = "auto") -> BaseAlgorithm:
         verbose=0,
         **config.algo.hyperparams,
     )
+    if pretrained is not None:
+        for encoder in frame_encoders(model):
+            encoder.load_state_dict(pretrained[0].state_dict())
+        apply_freeze(model, config)
+    return model
+
+
+def adopt_encoder(config, metadata: dict):
+    """The config with the pretrained encoder's architecture, whatever the preset said."""
+    encoder = replace(config.algo.encoder, name=metadata["encoder"], features_dim=metadata["features_dim"])
+    return replace(config, algo=replace(config.algo, encoder=encoder))
+
+
+def load_pretrained(path: str, observation_space: gym.Space):
+    from drive.perception.checkpoint import check_fits, load_encoder
+
+    encoder, metadata = load_encoder(path)
+    check_fits(metadata, observation_space, repr(str(path)))
+    return encoder, metadata
+
+
+def frame_encoders(model: BaseAlgorithm) -> list:
+    """Every CNN encoder in the model's policy (DQN: online and target; PPO: shared or actor and critic)."""
+    return [m for m in model.policy.modules() if isinstance(m, FrameEncoder)]
+
+
+def apply_freeze(model: BaseAlgorithm, config) -> None:
+    """Frozen encoders get no gradients, so the optimizer leaves them as pretrained (also after a resume)."""
+    if config.algo.encoder.freeze:
+        for encoder in frame_encoders(model):
+            encoder.requires_grad_(False)

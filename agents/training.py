@@ -10,7 +10,7 @@ from pathlib import Path
 from stable_baselines3.common.callbacks import CallbackList
 from stable_baselines3.common.logger import configure
 
-from drive.agents.algos import ALGOS, build_model
+from drive.agents.algos import ALGOS, adopt_encoder, apply_freeze, build_model, load_pretrained
 from drive.agents.callbacks import CheckpointCallback, EvalCallback, RewardTermsCallback
 from drive.agents.evaluation import records_as_dicts
 from drive.agents.policies import check_spaces
@@ -35,6 +35,7 @@ def make_envs(config: RunConfig):
         backend=env.backend,
         vec_env=env.vec_env,
         config=env.config,
+        device=config.train.device,  # the batched simulator steps on the agent's device
     )
     eval_env = make_env(env.name, env.obs, config=env.config, render_mode="rgb_array")
     return train_env, eval_env
@@ -43,6 +44,8 @@ def make_envs(config: RunConfig):
 def train(config: RunConfig, runs_root: str | Path = "runs", progress: bool = True) -> Path:
     """A new run: everything is built and checked before the run folder is made."""
     train_env, eval_env = make_envs(config)
+    if config.algo.encoder.pretrained:
+        config = adopt_encoder(config, load_pretrained(config.algo.encoder.pretrained, train_env.observation_space)[1])
     model = build_model(config, train_env, device=config.train.device)
     run = new_run_dir(runs_root, f"{config.env.name}-{config.algo.name}")
     write_run_files(run, config)
@@ -65,6 +68,7 @@ def resume(run: str | Path, timesteps: int | None = None, progress: bool = True)
 
     model = load_model(checkpoint, config.algo.name, device=config.train.device)
     check_spaces(model, train_env, f"checkpoint {checkpoint.name}")
+    apply_freeze(model, config)
     model.set_env(train_env)
     if replay is not None:
         model.load_replay_buffer(replay)

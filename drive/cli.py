@@ -44,6 +44,8 @@ def train_agent(
     config: Annotated[Path | None, typer.Option(help="YAML file merged over the presets.")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="key.path=value override; repeatable.")] = None,
     resume: Annotated[Path | None, typer.Option(help="Run folder to continue from its last checkpoint.")] = None,
+    encoder: Annotated[Path | None, typer.Option(help="Pretrained encoder.pt (drive pretrain) to start from.")] = None,
+    freeze_encoder: Annotated[bool, typer.Option(help="Keep the pretrained encoder fixed.")] = False,
     runs_dir: RunsDir = Path("runs"),
     quiet: Quiet = False,
 ) -> None:
@@ -63,6 +65,8 @@ def train_agent(
                 ("--device", device),
                 ("--config", config),
                 ("--set", set_),
+                ("--encoder", encoder),
+                ("--freeze-encoder", freeze_encoder),
             )
             if value
         ]
@@ -73,6 +77,8 @@ def train_agent(
         run = resume_run(resume, timesteps, progress=not quiet)
     else:
         flags = _flags(backend=backend, n_envs=n_envs, timesteps=timesteps, seed=seed, device=device)
+        if encoder is not None or freeze_encoder:
+            flags["algo"] = {"encoder": {"pretrained": str(encoder or ""), "freeze": freeze_encoder}}
         run_config = resolve(env, algo, obs, config, flags, set_)
         run = train(run_config, runs_dir, progress=not quiet)
     typer.echo(f"run folder: {run}\nTensorBoard logs: {run / 'tb'}  (view with: tensorboard --logdir {run.parent})")
@@ -180,6 +186,89 @@ def bench(
     if json_out is not None:
         json_out.write_text(json.dumps([r.as_record() for r in rows], indent=2) + "\n")
         typer.echo(f"json: {json_out}")
+
+
+@app.command("collect-frames")
+def collect_frames(
+    out: Annotated[Path, typer.Option(help="Folder of the frame store (resumed if it exists).")],
+    frames: Annotated[int, typer.Option(help="Frame stacks in total.")] = 20_000,
+    env: Annotated[str, typer.Option(help="Scenario.")] = "highway",
+    backend: Annotated[str, typer.Option(help="batched (fast) or highway-env.")] = "batched",
+    policy: Annotated[str, typer.Option(help="random, idm, or a run folder trained on pixels.")] = "random",
+    n_envs: Annotated[int, typer.Option(help="Envs stepped at once (batched backend).")] = 64,
+    shard_size: Annotated[int, typer.Option(help="Frame stacks per shard.")] = 2048,
+    seed: Seed = 0,
+    device: Device = "auto",
+    quiet: Quiet = False,
+) -> None:
+    """Write unlabeled pixel frame stacks in shards, with the ground truth beside them for probes."""
+    from drive.perception.collect import collect_frames as collect
+
+    store = collect(
+        out=out,
+        frames=frames,
+        env=env,
+        backend=backend,
+        policy=policy,
+        seed=seed,
+        n_envs=n_envs,
+        shard_size=shard_size,
+        device=device,
+        progress=not quiet,
+    )
+    typer.echo(f"frames: {store.count} in {len(store.manifest['shards'])} shards at {out}")
+
+
+@app.command()
+def pretrain(
+    frames: Annotated[Path, typer.Option(help="Frame store from drive collect-frames.")],
+    out: Annotated[Path | None, typer.Option(help="Output folder (default: runs/pretrain-<method>-<time>).")] = None,
+    method: Annotated[str, typer.Option(help="atc (augmented temporal contrast).")] = "atc",
+    encoder: Annotated[str, typer.Option(help="nature or resnet.")] = "nature",
+    features_dim: Annotated[int, typer.Option(help="Encoder output size.")] = 512,
+    epochs: Annotated[int, typer.Option(help="Passes over the frames.")] = 5,
+    batch_size: Annotated[int, typer.Option(help="Pairs per batch (the contrastive negatives).")] = 128,
+    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
+    seed: Seed = 0,
+    device: Device = "auto",
+    runs_dir: RunsDir = Path("runs"),
+    quiet: Quiet = False,
+) -> None:
+    """Self-supervised pretraining of the CNN encoder; writes encoder.pt and TensorBoard logs."""
+    from drive.perception.pretrain import pretrain as run_pretrain
+
+    path = run_pretrain(
+        frames=frames,
+        out=out,
+        runs_dir=runs_dir,
+        method=method,
+        encoder=encoder,
+        features_dim=features_dim,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        device=device,
+        progress=not quiet,
+    )
+    typer.echo(f"encoder: {path}")
+
+
+@app.command()
+def probe(
+    frames: Annotated[Path, typer.Option(help="Frame store from drive collect-frames.")],
+    encoder: Annotated[list[str], typer.Option(help="encoder.pt, a run folder, or random; repeatable.")],
+    limit: Annotated[int, typer.Option(help="Frames used at most.")] = 20_000,
+    device: Device = "auto",
+    runs_dir: RunsDir = Path("runs"),
+    quiet: Quiet = False,
+) -> None:
+    """Linear probes of frozen encoders' features on held-out episodes, one column per encoder."""
+    from drive.perception.probe_run import probe_encoders
+
+    table, folder = probe_encoders(frames, encoder, limit=limit, device=device, runs_dir=runs_dir)
+    typer.echo(table)
+    typer.echo(f"probe: {folder / 'probe.json'}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -33,6 +33,8 @@ class EnvConfig:
 class EncoderConfig:
     name: str = "nature"  # nature or resnet; used with pixels only
     features_dim: int = 512
+    pretrained: str = ""  # an encoder.pt from drive pretrain: its weights (and architecture) start the agent
+    freeze: bool = False  # keep the pretrained encoder's weights fixed while the agent learns
 
 
 @dataclass(frozen=True)
@@ -203,6 +205,11 @@ def validate(config: RunConfig) -> RunConfig:
     for key in ("timesteps", "eval_episodes"):
         if getattr(config.train, key) < 1:
             raise DriveError(f"train.{key} must be at least 1, got {getattr(config.train, key)}")
+    encoder = config.algo.encoder
+    if encoder.freeze and not encoder.pretrained:
+        raise DriveError("--freeze-encoder needs a pretrained encoder: give --encoder PATH")
+    if encoder.pretrained and config.env.obs != "pixels":
+        raise DriveError(f"--encoder needs the pixels preset, got --obs {config.env.obs}; valid: pixels")
     if config.env.n_envs < 1:
         raise DriveError(f"env.n_envs must be at least 1, got {config.env.n_envs}")
     return config

@@ -18,7 +18,7 @@ def normalize_frames(frames: th.Tensor) -> th.Tensor:
     return frames.float() / 255.0
 
 
-class _FrameEncoder(BaseFeaturesExtractor):
+class FrameEncoder(BaseFeaturesExtractor):
     """Shared plumbing: check the space, run the conv trunk once to size the linear head."""
 
     def __init__(self, observation_space: gym.spaces.Box, features_dim: int, trunk: nn.Module):
@@ -35,7 +35,7 @@ class _FrameEncoder(BaseFeaturesExtractor):
         return self.head(self.trunk(normalize_frames(observations)).flatten(1))
 
 
-class NatureEncoder(_FrameEncoder):
+class NatureEncoder(FrameEncoder):
     """The Nature-DQN CNN (Mnih et al. 2015), as SB3's ``NatureCNN``, normalising its own input."""
 
     def __init__(self, observation_space: gym.spaces.Box, features_dim: int = 512):
@@ -61,7 +61,7 @@ class _ResidualBlock(nn.Module):
         return x + self.conv1(th.relu(self.conv0(th.relu(x))))
 
 
-class ResidualEncoder(_FrameEncoder):
+class ResidualEncoder(FrameEncoder):
     """The IMPALA ResNet (Espeholt et al. 2018): three conv + max-pool stages, two residual blocks each."""
 
     def __init__(
@@ -81,4 +81,4 @@ class ResidualEncoder(_FrameEncoder):
         super().__init__(observation_space, features_dim, nn.Sequential(*layers))
 
 
-ENCODERS: dict[str, type[_FrameEncoder]] = {"nature": NatureEncoder, "resnet": ResidualEncoder}
+ENCODERS: dict[str, type[FrameEncoder]] = {"nature": NatureEncoder, "resnet": ResidualEncoder}

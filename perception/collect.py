@@ -1,0 +1,128 @@
+"""``drive collect-frames``: unlabeled pixel frame stacks from rollouts, in shards, with ground truth beside.
+
+Each shard starts fresh episodes (seeded from the shard's index), so a resumed collection continues exactly
+where the last whole shard ended; episodes still running when a shard fills are cut there.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from drive.envs.batched.oracle import snapshot, stack_snapshots
+from drive.errors import DriveError
+from drive.perception.frame_store import FrameStore
+from drive.perception.truth import ground_truth
+
+
+def collect_frames(
+    *,
+    out: str | Path,
+    frames: int,
+    env: str = "highway",
+    backend: str = "batched",
+    policy: str = "random",
+    seed: int = 0,
+    n_envs: int = 64,
+    shard_size: int = 2048,
+    device: str = "auto",
+    progress: bool = True,
+) -> FrameStore:
+    from drive.agents.policies import policy_source
+    from drive.envs import make_env, make_vec_env
+    from drive.envs.scenarios import BACKENDS
+    from drive.errors import check_choice
+
+    check_choice("backend", backend, BACKENDS)
+    if frames < 1 or shard_size < 1 or n_envs < 1:
+        raise DriveError(
+            f"--frames, --shard-size and --n-envs must be at least 1, got {frames}, {shard_size}, {n_envs}"
+        )
+    is_run = Path(policy).is_dir()
+    source = policy_source(run=policy if is_run else None, policy=None if is_run else policy, env=env, obs="pixels")
+    if source.obs != "pixels":
+        raise DriveError(f"run {policy!r} acts on {source.obs!r} observations; valid: a run trained on pixels")
+    header = {
+        "env": source.env,
+        "backend": backend,
+        "policy": str(policy),
+        "config": source.env_config,
+        "seed": seed,
+        "shard_size": shard_size,
+    }
+    store = FrameStore.create_or_resume(out, header)
+    if backend == "batched":
+        venv = make_vec_env(source.env, "pixels", n_envs, backend="batched", config=source.env_config, device=device)
+        act = source.make_batch(venv, seed, device)
+        shard_source = lambda k: _batched_shard(venv, act, seed + k * n_envs, shard_size)  # noqa: E731
+    else:
+        scenario_env = make_env(source.env, "pixels", config=source.env_config)
+        actor = source.make(scenario_env, seed=seed, device=device)
+        shard_source = lambda k: _highway_env_shard(scenario_env, actor, seed + k * 10_000, shard_size)  # noqa: E731
+    with tqdm(
+        total=frames, initial=min(store.count, frames), unit="frame", desc="collect", disable=not progress
+    ) as bar:
+        while store.count < frames:
+            k = len(store.manifest["shards"])
+            stacks, episode, step, truth = shard_source(k)
+            take = min(len(stacks), frames - store.count)
+            keep = np.argsort(episode * 10**6 + step, kind="stable")[:take]  # whole episode prefixes first
+            store.manifest["frame_shape"] = list(stacks.shape[1:])
+            store.add_shard(
+                stacks[keep],
+                episode[keep] + store.manifest["episodes"],
+                step[keep],
+                {n: v[keep] for n, v in truth.items()},
+            )
+            bar.update(take)
+    return store
+
+
+def _batched_shard(venv, act, seed: int, size: int):
+    """``size`` frames from the batched VecEnv: every env's observation after each step, with its truth."""
+    venv.seed(seed)
+    obs = venv.reset()
+    n = venv.num_envs
+    episode, step = np.arange(n), np.zeros(n, dtype=np.int64)
+    next_episode = n
+    chunks = []
+    collected = 0
+    while collected < size:
+        chunks.append((obs.copy(), episode.copy(), step.copy(), _truth(venv.sim.state)))
+        collected += n
+        obs, _, dones, _ = venv.step(act(obs))
+        step += 1
+        for i in np.flatnonzero(dones):  # the returned observation already starts a new episode
+            episode[i], step[i], next_episode = next_episode, 0, next_episode + 1
+    return _stack(chunks, size)
+
+
+def _highway_env_shard(env, actor, seed: int, size: int):
+    """``size`` frames from highway-env episodes seeded ``seed``, ``seed + 1``, ..."""
+    chunks, collected, episode = [], 0, 0
+    while collected < size:
+        obs, _ = env.reset(seed=seed + episode)
+        done, step = False, 0
+        while not done and collected < size:
+            state = stack_snapshots([snapshot(env)], dtype=torch.float32)
+            chunks.append((obs[None], np.array([episode]), np.array([step]), _truth(state)))
+            collected += 1
+            obs, _, terminated, truncated, _ = env.step(actor.act(obs))
+            done, step = terminated or truncated, step + 1
+        episode += 1
+    return _stack(chunks, size)
+
+
+def _truth(state) -> dict[str, np.ndarray]:
+    return {k: v.cpu().numpy() for k, v in ground_truth(state).items()}
+
+
+def _stack(chunks, size):
+    stacks = np.concatenate([c[0] for c in chunks])[:size]
+    episode = np.concatenate([c[1] for c in chunks])[:size]
+    step = np.concatenate([c[2] for c in chunks])[:size]
+    truth = {k: np.concatenate([c[3][k] for c in chunks])[:size] for k in chunks[0][3]}
+    return stacks, episode, step, truth

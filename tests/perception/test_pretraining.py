@@ -1,0 +1,172 @@
+"""Frame store, augmentations, pretraining, probes and pretrained encoders in agents."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from drive.cli import main
+from drive.errors import DriveError
+from drive.perception.augment import augment, brightness, random_shift
+from drive.perception.checkpoint import load_encoder, make_encoder, save_encoder
+from drive.perception.collect import collect_frames
+from drive.perception.frame_store import FrameStore, successors
+from drive.perception.pretrain import ATC
+from drive.perception.probe import probe_scores
+from drive.perception.truth import TARGETS
+from tests.cli.test_cli import _sets
+from tests.conftest import SHORT_EPISODES, TINY_DQN
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    out = tmp_path_factory.mktemp("frames")
+    return collect_frames(out=out, frames=300, n_envs=8, shard_size=128, policy="idm", progress=False)
+
+
+def test_frame_store_round_trips_frames_truth_and_episodes(store):
+    manifest = json.loads((store.root / "manifest.json").read_text())
+    assert manifest["count"] == 300 and [s["count"] for s in manifest["shards"]] == [128, 128, 44]
+    assert manifest["env"] == "highway" and manifest["backend"] == "batched" and manifest["frame_shape"] == [4, 128, 64]
+    data = FrameStore.open(store.root).load(truth=True)
+    assert data["frames"].shape == (300, 4, 128, 64) and data["frames"].dtype == np.uint8
+    assert set(TARGETS) <= set(data) and all(len(data[k]) == 300 for k in TARGETS)
+    assert set(np.unique(data["lane"])) <= {0, 1, 2, 3}
+    # Episode boundaries: a successor is the same episode one step on, and its oldest frames are ours shifted.
+    later = successors(data["episode"], data["step"])
+    i = np.flatnonzero(later >= 0)
+    assert len(i) > 200
+    assert np.array_equal(data["frames"][later[i], :-1], data["frames"][i, 1:])
+    assert (data["episode"][later[i]] == data["episode"][i]).all()
+
+
+def test_a_collection_resumes_and_refuses_other_settings(store, tmp_path):
+    out = tmp_path / "frames"
+    collect_frames(out=out, frames=200, n_envs=8, shard_size=128, progress=False)
+    first = (out / "frames_00000.npz").read_bytes()
+    resumed = collect_frames(out=out, frames=400, n_envs=8, shard_size=128, progress=False)
+    assert resumed.count == 400 and (out / "frames_00000.npz").read_bytes() == first
+    episodes = FrameStore.open(out).load()["episode"]
+    assert len(np.unique(episodes)) > len(np.unique(episodes[:200]))  # new episodes, not a replay
+    with pytest.raises(DriveError, match="was collected with policy='random', not 'idm'"):
+        collect_frames(out=out, frames=500, n_envs=8, shard_size=128, policy="idm", progress=False)
+
+
+def test_a_stopped_write_leaves_no_shard_behind(tmp_path, monkeypatch):
+    out = tmp_path / "frames"
+    calls = {"n": 0}
+    real = np.savez_compressed
+
+    def stop_on_second_shard(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(np, "savez_compressed", stop_on_second_shard)
+    with pytest.raises(KeyboardInterrupt):
+        collect_frames(out=out, frames=256, n_envs=8, shard_size=128, progress=False)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["count"] == 128 and len(manifest["shards"]) == 1
+    assert sorted(p.name for p in out.glob("*.npz")) == ["frames_00000.npz", "truth_00000.npz"]
+
+
+def _lane_from_pixels(frame: np.ndarray) -> int | None:
+    """The ego's lane read off a (W, H) frame: its sprite's rows below the top outer line, 7 px per lane."""
+    ego = np.argwhere(frame == 132)  # the ego's green body in gray
+    solid = np.flatnonzero((frame == 254).sum(0) > 100)  # rows where a continuous line runs
+    if len(ego) < 3 or len(solid) == 0:
+        return None
+    return int(np.floor((ego[:, 1].mean() - solid.min()) / 7.0))  # 4 m * 1.75 px/m per lane
+
+
+def test_augmentations_keep_the_ego_lane(store):
+    data = FrameStore.open(store.root).load(truth=True)
+    frames = torch.as_tensor(data["frames"][:64])
+    shifted = random_shift(frames, generator=torch.Generator().manual_seed(0)).round().to(torch.uint8).numpy()
+    checked = 0
+    for k in range(64):
+        before, after = _lane_from_pixels(frames[k, -1].numpy()), _lane_from_pixels(shifted[k, -1])
+        if before is not None and after is not None:
+            assert before == after == data["lane"][k]
+            checked += 1
+    assert checked >= 40
+    assert not torch.equal(torch.as_tensor(shifted).float(), frames.float())  # something did move
+    # Brightness changes no geometry: every pixel keeps its rank; and nothing mirrors a frame.
+    bright = brightness(frames.float(), generator=torch.Generator().manual_seed(1))
+    assert torch.equal(bright.argmax(-1), frames.float().argmax(-1))
+    assert augment(frames).shape == frames.shape
+
+
+def test_a_pretraining_step_lowers_the_loss_on_a_fixed_batch(store):
+    data = FrameStore.open(store.root).load()
+    later = successors(data["episode"], data["step"])
+    i = np.flatnonzero(later >= 0)[:32]
+    anchor, positive = torch.as_tensor(data["frames"][i]), torch.as_tensor(data["frames"][later[i]])
+    model = ATC(make_encoder("nature", (4, 128, 64), 64, seed=0))
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3)
+    losses = []
+    for _ in range(30):
+        loss = model.loss(anchor, positive)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        model.update_target()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0] - 0.3 and losses[-1] < min(losses[:5])
+
+
+def test_probes_recover_a_planted_linear_signal():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(1000, 12))
+    truth = {
+        "lane": (x @ rng.normal(size=(12, 4))).argmax(1),
+        "speed": x @ rng.normal(size=12) + 0.05 * rng.normal(size=1000),
+        "front_distance": 3 * x[:, 0] + 20,
+        "front_relative_speed": rng.normal(size=1000),  # no signal: R^2 near 0
+        "left_occupied": (x[:, 1] > 0).astype(int),
+        "right_occupied": (x[:, 2] + x[:, 3] > 0).astype(int),
+    }
+    scores = probe_scores(torch.as_tensor(x, dtype=torch.float32), truth, np.arange(1000) % 5 == 4)
+    assert scores["lane"] > 0.9 and scores["left_occupied"] > 0.95 and scores["right_occupied"] > 0.95
+    assert scores["speed"] > 0.99 and scores["front_distance"] > 0.99
+    assert scores["front_relative_speed"] < 0.05
+
+
+def test_encoder_checkpoint_round_trips(tmp_path):
+    encoder = make_encoder("nature", (4, 128, 64), 32, seed=3)
+    path = save_encoder(tmp_path / "encoder.pt", encoder, "nature", (4, 128, 64), method="atc")
+    loaded, metadata = load_encoder(path)
+    assert metadata["observation_shape"] == [4, 128, 64] and metadata["features_dim"] == 32
+    frames = torch.randint(0, 256, (2, 4, 128, 64), dtype=torch.uint8)
+    assert torch.equal(loaded(frames), encoder.eval()(frames))
+
+
+def test_an_encoder_of_another_input_shape_is_refused(tmp_path, capsys):
+    path = save_encoder(tmp_path / "e.pt", make_encoder("nature", (4, 84, 84), 32), "nature", (4, 84, 84))
+    runs = tmp_path / "runs"
+    assert main(["train-agent", "--encoder", str(path), "--runs-dir", str(runs), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "takes frames shaped (4, 84, 84), but the env gives (4, 128, 64)" in err and err.count("\n") == 1
+    assert not runs.exists()
+    assert main(["train-agent", "--freeze-encoder", "--runs-dir", str(runs), "-q"]) == 2
+    assert "--freeze-encoder needs a pretrained encoder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("freeze", [True, False])
+def test_agents_start_from_the_pretrained_encoder(tmp_path, freeze):
+    shape = (4, 128, 64)
+    pretrained = make_encoder("nature", shape, 32, seed=7)
+    path = save_encoder(tmp_path / "encoder.pt", pretrained, "nature", shape, method="atc")
+    runs = tmp_path / "runs"
+    args = ["train-agent", "--obs", "pixels", "--encoder", str(path), "-n", "64", "--runs-dir", str(runs), "-q"]
+    sets = [*TINY_DQN, *SHORT_EPISODES, "algo.hyperparams.train_freq=1"]
+    assert main(args + (["--freeze-encoder"] if freeze else []) + _sets(sets)) == 0
+    (run,) = runs.iterdir()
+    from drive.agents.algos import frame_encoders
+    from drive.agents.policies import load_model
+
+    trained = frame_encoders(load_model(run / "model.zip", "dqn"))[0]
+    weight = trained.trunk[0].weight.detach()
+    assert torch.equal(weight, pretrained.trunk[0].weight.detach()) == freeze  # frozen: untouched; else learnt on
