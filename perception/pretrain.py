@@ -85,7 +85,7 @@ def pretrain(
         raise DriveError(f"--epochs must be at least 1 and --batch-size at least 2, got {epochs} and {batch_size}")
     device = resolve_device(device)
     store = FrameStore.open(frames)
-    data = store.load()
+    data = store.load(truth=True)  # the truth feeds the logged probes only, never the loss
     stacks, pairs = data["frames"], _pairs(data["episode"], data["step"], gap)
     if len(pairs) < batch_size:
         raise DriveError(
@@ -98,7 +98,7 @@ def pretrain(
 
     out = Path(out) if out else new_run_dir(runs_dir, f"pretrain-{method}")
     writer = SummaryWriter(str(out / "tb"))
-    probe_data = store.load(truth=True, limit=probe_limit)
+    probe_data = {k: v[:probe_limit] for k, v in data.items()}
     rng = np.random.default_rng(seed)
     generator = torch.Generator(device=device).manual_seed(seed)
     step = 0

@@ -8,7 +8,7 @@ from pathlib import Path
 from drive.errors import DriveError
 from drive.perception.checkpoint import check_fits, frame_space, load_encoder, make_encoder
 from drive.perception.frame_store import FrameStore
-from drive.perception.probe import features, format_probe_table, held_out, probe_scores
+from drive.perception.probe import HELD_OUT_EVERY, features, format_probe_table, held_out, probe_scores
 
 
 def resolve_encoder(spec: str, shape) -> tuple[str, object]:
@@ -18,18 +18,16 @@ def resolve_encoder(spec: str, shape) -> tuple[str, object]:
     path = Path(spec)
     if path.is_dir():
         from drive.agents.algos import frame_encoders
-        from drive.agents.policies import policy_source
+        from drive.agents.policies import load_model, policy_source
 
         source = policy_source(run=path)
         if source.obs != "pixels":
             raise DriveError(f"run {spec!r} was trained on {source.obs!r}; valid: a run trained on pixels")
-        from drive.agents.policies import load_model
-
         model = load_model(source.checkpoint, source.algo, device="cpu")
         encoder = frame_encoders(model)[0]
         check_fits({"observation_shape": list(encoder._observation_space.shape)}, frame_space(shape), spec)
         return f"agent:{path.name}", encoder
-    if path.suffix == ".pt" or path.exists():
+    if path.suffix == ".pt" or path.exists():  # a missing .pt gets load_encoder's "does not exist"
         encoder, metadata = load_encoder(path)
         check_fits(metadata, frame_space(shape), repr(spec))
         return f"{metadata.get('method', 'pretrained')}:{path.parent.name}", encoder
@@ -49,7 +47,7 @@ def probe_encoders(frames, specs: list[str], limit: int = 20_000, device: str = 
     encoders = [resolve_encoder(spec, shape) for spec in specs]  # all checked before any work
     test = held_out(data["episode"])
     if test.all() or not test.any():
-        raise DriveError(f"frames folder {str(frames)!r} needs at least {5} episodes to hold some out")
+        raise DriveError(f"frames folder {str(frames)!r} needs at least {HELD_OUT_EVERY} episodes to hold some out")
     results = {label: probe_scores(features(enc, data["frames"], device), data, test) for label, enc in encoders}
     table = format_probe_table(results)
     folder = new_run_dir(runs_dir, "probe")

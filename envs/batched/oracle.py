@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from drive.envs.batched.config import VARIANTS
 from drive.envs.batched.state import TrafficState
 
 
@@ -49,9 +50,6 @@ def stack_snapshots(snapshots: list[dict], device="cpu", dtype=torch.float64) ->
     return TrafficState(**fields)
 
 
-VARIANT_IDS = {"highway-fast": "highway-fast-v0", "highway": "highway-v0"}
-
-
 def first_lane_decision_difference(
     variant: str, seed: int, policy: str = "idm", dtype=torch.float32
 ) -> tuple[int | None, int, float]:
@@ -68,7 +66,7 @@ def first_lane_decision_difference(
     from drive.agents.baselines import IDMPolicy
     from drive.envs.batched.simulator import BatchedHighway
 
-    env = gym.make(VARIANT_IDS[variant]).unwrapped
+    env = gym.make(VARIANTS[variant]).unwrapped
     env.reset(seed=seed)
     sim = BatchedHighway(1, variant, dtype=dtype, compile=False)
     sim.state = stack_snapshots([snapshot(env)], dtype=dtype)

@@ -4,16 +4,15 @@ import numpy as np
 import pytest
 
 from drive.agents.baselines import IDMPolicy
+from drive.envs.batched.config import VARIANTS
 from drive.envs.batched.oracle import snapshot
-
-VARIANT_IDS = {"highway-fast": "highway-fast-v0", "highway": "highway-v0"}
 
 
 def collect_transitions(variant: str, episodes: int, observation: dict | None = None):
     """(state, action, next state, reward, next observation, reward terms) along highway-env episodes;
     even episodes driven by the IDM baseline, odd ones by random actions."""
     config = {"observation": observation} if observation else {}
-    env = gym.make(VARIANT_IDS[variant], config=config).unwrapped
+    env = gym.make(VARIANTS[variant], config=config).unwrapped
     rng = np.random.default_rng(0)
     out = []
     for episode in range(episodes):
