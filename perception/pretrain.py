@@ -66,7 +66,7 @@ def pretrain(
     features_dim: int = 512,
     epochs: int = 5,
     batch_size: int = 128,
-    lr: float = 1e-3,
+    lr: float = 3e-4,
     gap: int = 1,
     seed: int = 0,
     device: str = "auto",

@@ -1,8 +1,10 @@
 """Linear probes on frozen features: can a linear model read the ground truth out of an encoder's features?
 
 Features are standardised on the training episodes; classes are fitted by multinomial logistic regression
-(L-BFGS, small L2), continuous targets by ridge regression. Scores are on held-out episodes (every fifth
-episode id): accuracy for classes, R^2 for continuous targets.
+(L-BFGS), continuous targets by ridge regression, each with its L2 strength chosen on validation episodes carved
+out of the training ones (as scikit-learn's RidgeCV / LogisticRegressionCV would: with thousands of features and
+a few thousand frames an unregularised probe overfits and scores below a constant). Scores are on held-out
+episodes (every fifth episode id): accuracy for classes, R^2 for continuous targets.
 """
 
 from __future__ import annotations
@@ -13,10 +15,16 @@ import torch
 from drive.perception.truth import TARGETS
 
 HELD_OUT_EVERY = 5
+L2_GRID = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)  # per-sample L2 strengths tried on the validation episodes
 
 
 def held_out(episode: np.ndarray) -> np.ndarray:
     return episode % HELD_OUT_EVERY == HELD_OUT_EVERY - 1
+
+
+def validation(episode: np.ndarray) -> np.ndarray:
+    """The training episodes set aside to choose the L2 strength (disjoint from ``held_out``)."""
+    return episode % HELD_OUT_EVERY == HELD_OUT_EVERY - 2
 
 
 @torch.no_grad()
@@ -59,24 +67,34 @@ def r2(prediction: torch.Tensor, target: torch.Tensor) -> float:
     return float(1 - residual / total) if total > 0 else float("nan")
 
 
-def probe_scores(feats: torch.Tensor, truth: dict[str, np.ndarray], test: np.ndarray) -> dict[str, float]:
-    """Score per target: accuracy (classes) or R^2 (continuous), on the ``test`` rows."""
+def fit_and_score(kind: str, train_x: torch.Tensor, train_y: torch.Tensor, l2: float, test_x, test_y) -> float:
+    """Fit one probe on the training rows, score it on the test rows."""
+    if kind == "class":
+        model = fit_classifier(train_x, train_y, l2)
+        with torch.no_grad():
+            predicted = model(test_x.double()).argmax(1)
+        return float((predicted == test_y).double().mean())
+    w = fit_ridge(train_x, train_y, l2)
+    predicted = torch.cat([test_x.double(), torch.ones(len(test_x), 1, dtype=torch.float64)], 1) @ w
+    return r2(predicted, test_y.double())
+
+
+def probe_scores(
+    feats: torch.Tensor, truth: dict[str, np.ndarray], test: np.ndarray, valid: np.ndarray | None = None
+) -> dict[str, float]:
+    """Score per target: accuracy (classes) or R^2 (continuous), on the ``test`` rows; the L2 strength is the
+    one scoring best on the ``valid`` rows (default: ``validation(truth["episode"])``) when fitted on the rest."""
     test_mask = torch.as_tensor(test)
-    train_x, test_x = feats[~test_mask], feats[test_mask]
-    mean, std = train_x.mean(0), train_x.std(0).clamp(min=1e-6)
-    train_x, test_x = (train_x - mean) / std, (test_x - mean) / std
+    valid_mask = torch.as_tensor(validation(truth["episode"]) if valid is None else valid) & ~test_mask
+    train_mask = ~test_mask
+    mean, std = feats[train_mask].mean(0), feats[train_mask].std(0).clamp(min=1e-6)
+    x = (feats - mean) / std
+    fit_mask = train_mask & ~valid_mask
     scores = {}
     for name, kind in TARGETS.items():
         y = torch.as_tensor(truth[name])
-        if kind == "class":
-            model = fit_classifier(train_x, y[~test_mask])
-            with torch.no_grad():
-                predicted = model(test_x.double()).argmax(1)
-            scores[name] = float((predicted == y[test_mask]).double().mean())
-        else:
-            w = fit_ridge(train_x, y[~test_mask])
-            predicted = torch.cat([test_x.double(), torch.ones(len(test_x), 1, dtype=torch.float64)], 1) @ w
-            scores[name] = r2(predicted, y[test_mask].double())
+        l2 = max(L2_GRID, key=lambda a: fit_and_score(kind, x[fit_mask], y[fit_mask], a, x[valid_mask], y[valid_mask]))
+        scores[name] = fit_and_score(kind, x[train_mask], y[train_mask], l2, x[test_mask], y[test_mask])
     return scores
 
 

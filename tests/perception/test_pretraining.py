@@ -13,7 +13,7 @@ from drive.perception.checkpoint import load_encoder, make_encoder, save_encoder
 from drive.perception.collect import collect_frames
 from drive.perception.frame_store import FrameStore, successors
 from drive.perception.pretrain import ATC
-from drive.perception.probe import probe_scores
+from drive.perception.probe import L2_GRID, fit_and_score, probe_scores
 from drive.perception.truth import TARGETS
 from tests.cli.test_cli import _sets
 from tests.conftest import SHORT_EPISODES, TINY_DQN
@@ -121,6 +121,7 @@ def test_probes_recover_a_planted_linear_signal():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(1000, 12))
     truth = {
+        "episode": np.arange(1000),
         "lane": (x @ rng.normal(size=(12, 4))).argmax(1),
         "speed": x @ rng.normal(size=12) + 0.05 * rng.normal(size=1000),
         "front_distance": 3 * x[:, 0] + 20,
@@ -132,6 +133,23 @@ def test_probes_recover_a_planted_linear_signal():
     assert scores["lane"] > 0.9 and scores["left_occupied"] > 0.95 and scores["right_occupied"] > 0.95
     assert scores["speed"] > 0.99 and scores["front_distance"] > 0.99
     assert scores["front_relative_speed"] < 0.05
+
+
+def test_probe_regularisation_is_chosen_on_validation_episodes():
+    """Nearly as many features as training frames: the weakest L2 overfits; the chosen one generalises."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(400, 300))
+    y = x @ rng.normal(size=300) / np.sqrt(300) + 0.5 * rng.normal(size=400)
+    train, test = np.arange(400) % 5 != 4, np.arange(400) % 5 == 4
+    weakest = fit_and_score("regression", *_rows(x, y, train), L2_GRID[0], *_rows(x, y, test))
+    truth = {name: (y if name == "speed" else (x[:, 1] > 0).astype(int)) for name in TARGETS}
+    truth["episode"] = np.arange(400)
+    chosen = probe_scores(torch.as_tensor(x), truth, test)["speed"]
+    assert weakest < 0 and chosen > 0.4
+
+
+def _rows(x, y, mask):
+    return torch.as_tensor(x[mask]), torch.as_tensor(y[mask])
 
 
 def test_encoder_checkpoint_round_trips(tmp_path):
