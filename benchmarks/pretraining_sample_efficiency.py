@@ -67,7 +67,8 @@ def curve(run: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(steps, mean return, crash rate) at each evaluation of a run, from its TensorBoard events."""
     events = EventAccumulator(str(run / "tb"), size_guidance={"scalars": 0}).Reload()
     returns, crashes = events.Scalars("eval/mean_return"), events.Scalars("eval/crash_rate")
-    return np.array([e.step for e in returns]), np.array([e.value for e in returns]), np.array([e.value for e in crashes])
+    values = [np.array([e.value for e in scalars]) for scalars in (returns, crashes)]
+    return np.array([e.step for e in returns]), *values
 
 
 def summarize(runs: list[Path], target: float, budget: int) -> dict:
@@ -91,7 +92,8 @@ def summarize(runs: list[Path], target: float, budget: int) -> dict:
 
 def table(summary: dict, target: float) -> str:
     lines = [
-        f"| algo | variant | env steps to eval return >= {target:g} (reached/seeds) | final return (sd) | final crash rate |",
+        f"| algo | variant | env steps to eval return >= {target:g} (seeds that reached it) "
+        "| final return (sd over seeds) | final crash rate |",
         "|---|---|---|---|---|",
     ]
     for (algo, variant), s in summary.items():

@@ -27,6 +27,12 @@ Backend = Annotated[str, typer.Option(help="Simulator: highway-env (the referenc
 Seed = Annotated[int, typer.Option(help="Seed of the first episode; episode i uses seed + i.")]
 Device = Annotated[str, typer.Option(help="auto, cpu or cuda.")]
 RunsDir = Annotated[Path, typer.Option(help="Where run folders are written.")]
+# The policy to evaluate or watch: a run, a checkpoint, or a baseline.
+RunFolder = Annotated[Path | None, typer.Option(help="Run folder of a trained agent.")]
+Checkpoint = Annotated[Path | None, typer.Option(help="A model .zip.")]
+Baseline = Annotated[str | None, typer.Option(help="Baseline: idm or random.")]
+RunEnv = Annotated[str | None, typer.Option(help="Scenario (default: the run's, or highway).")]
+CheckpointAlgo = Annotated[str | None, typer.Option(help="Algorithm of a checkpoint outside a run.")]
 
 
 @app.command("train-agent")
@@ -96,12 +102,12 @@ def _flags(backend, n_envs, timesteps, seed, device) -> dict:
 
 @app.command()
 def evaluate(
-    run: Annotated[Path | None, typer.Option(help="Run folder of a trained agent.")] = None,
-    checkpoint: Annotated[Path | None, typer.Option(help="A model .zip.")] = None,
-    policy: Annotated[str | None, typer.Option(help="Baseline: idm or random.")] = None,
-    env: Annotated[str | None, typer.Option(help="Scenario (default: the run's, or highway).")] = None,
+    run: RunFolder = None,
+    checkpoint: Checkpoint = None,
+    policy: Baseline = None,
+    env: RunEnv = None,
     obs: Annotated[str | None, typer.Option(help="Observation preset for a checkpoint outside a run.")] = None,
-    algo: Annotated[str | None, typer.Option(help="Algorithm of a checkpoint outside a run.")] = None,
+    algo: CheckpointAlgo = None,
     episodes: Annotated[int, typer.Option(help="Episodes to run.")] = 10,
     seed: Seed = 0,
     backend: Backend = "highway-env",
@@ -132,12 +138,12 @@ def evaluate(
 
 @app.command()
 def watch(
-    run: Annotated[Path | None, typer.Option(help="Run folder of a trained agent.")] = None,
-    checkpoint: Annotated[Path | None, typer.Option(help="A model .zip.")] = None,
-    policy: Annotated[str | None, typer.Option(help="Baseline: idm or random.")] = None,
-    env: Annotated[str | None, typer.Option(help="Scenario (default: the run's, or highway).")] = None,
+    run: RunFolder = None,
+    checkpoint: Checkpoint = None,
+    policy: Baseline = None,
+    env: RunEnv = None,
     obs: Annotated[str | None, typer.Option(help="Observation preset for a checkpoint or baseline.")] = None,
-    algo: Annotated[str | None, typer.Option(help="Algorithm of a checkpoint outside a run.")] = None,
+    algo: CheckpointAlgo = None,
     episodes: Annotated[int, typer.Option(help="Episodes to record.")] = 1,
     seed: Seed = 0,
     out: Annotated[Path | None, typer.Option(help="Video file, .mp4 or .gif.")] = None,
