@@ -111,16 +111,19 @@ class PolicySource:
         if self.baseline == "random":
             rng = np.random.default_rng(seed)
             return BatchPolicy(lambda obs: rng.integers(0, venv.action_space.n, size=venv.num_envs))
-        model = load_model(self.checkpoint, self.algo, device=device)
-        check_spaces(model, venv, f"checkpoint {self.checkpoint.name}")
+        model = self.load(venv, device)
         return BatchPolicy(lambda obs: model.predict(obs, deterministic=True)[0], AgentPolicy(model, self.label))
 
     def make(self, env: gym.Env, seed: int | None = None, device: str = "auto"):
         if self.baseline is not None:
             return make_policy(env, policy=self.baseline, seed=seed)
+        return AgentPolicy(self.load(env, device), name=self.label)
+
+    def load(self, env, device: str):
+        """The checkpoint's model, refused if its spaces do not fit ``env``'s."""
         model = load_model(self.checkpoint, self.algo, device=device)
         check_spaces(model, env, f"checkpoint {self.checkpoint.name}")
-        return AgentPolicy(model, name=self.label)
+        return model
 
 
 def policy_source(
