@@ -172,6 +172,35 @@ def test_an_encoder_of_another_input_shape_is_refused(tmp_path, capsys):
     assert "--freeze-encoder needs a pretrained encoder" in capsys.readouterr().err
 
 
+def test_pretrain_then_probe_from_the_command_line(store, tmp_path, capsys):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out = tmp_path / "pretrain"
+    args = ["pretrain", "--frames", str(store.root), "--epochs", "2", "--batch-size", "32", "--out", str(out), "-q"]
+    assert main(args) == 0
+    _, metadata = load_encoder(out / "encoder.pt")
+    assert metadata["method"] == "atc" and metadata["epochs"] == 2 and metadata["observation_shape"] == [4, 128, 64]
+    events = EventAccumulator(str(out / "tb")).Reload()
+    assert [e.step for e in events.Scalars("probe/lane")] == [1, 2]
+    losses = [e.value for e in events.Scalars("pretrain/loss")]
+    assert len(losses) >= 4 and np.isfinite(losses).all()
+    capsys.readouterr()
+    specs = ["--encoder", "random", "--encoder", str(out / "encoder.pt")]
+    assert main(["probe", "--frames", str(store.root), *specs, "--runs-dir", str(tmp_path / "runs")]) == 0
+    table = capsys.readouterr().out
+    assert table.splitlines()[0].split()[-2:] == ["random", "atc:pretrain"]
+    (probe,) = (tmp_path / "runs").iterdir()
+    results = json.loads((probe / "probe.json").read_text())["results"]
+    assert set(results) == {"random", "atc:pretrain"} and set(results["random"]) == set(TARGETS)
+    assert all(0 <= results[name][t] <= 1 for name in results for t in TARGETS if TARGETS[t] == "class")
+
+
+def test_pretrain_refuses_an_unknown_method(store, capsys):
+    assert main(["pretrain", "--frames", str(store.root), "--method", "simclr", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "simclr" in err and "atc" in err and err.count("\n") == 1
+
+
 @pytest.mark.parametrize("freeze", [True, False])
 def test_agents_start_from_the_pretrained_encoder(tmp_path, freeze):
     shape = (4, 128, 64)
