@@ -113,11 +113,11 @@ def main() -> None:
     parser.add_argument("--pretrain-lr", type=float, default=3e-4)
     parser.add_argument("--algos", nargs="+", default=["ppo", "dqn"], choices=["ppo", "dqn"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--ppo-timesteps", type=int, default=30000)
-    parser.add_argument("--dqn-timesteps", type=int, default=20000)
-    parser.add_argument("--ppo-n-envs", type=int, default=16)
+    parser.add_argument("--ppo-timesteps", type=int, default=15000)
+    parser.add_argument("--dqn-timesteps", type=int, default=15000)
+    parser.add_argument("--ppo-n-envs", type=int, default=4)
     parser.add_argument("--dqn-n-envs", type=int, default=4)
-    parser.add_argument("--evals", type=int, default=10, help="evaluations per run, evenly spaced")
+    parser.add_argument("--evals", type=int, default=15, help="evaluations per run, evenly spaced")
     parser.add_argument("--eval-episodes", type=int, default=10)
     parser.add_argument(
         "--target", type=float, default=15.0, help="evaluation return counted as learnt (halfway from random to IDM)"
