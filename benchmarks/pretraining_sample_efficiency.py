@@ -10,8 +10,11 @@ batched backend, evaluated on highway-env (fixed evaluation seeds) every ``--eva
 Learning curves land in TensorBoard under one log dir (``<logdir>/<algo>/<variant>/seed<k>``); the summary
 table gives, per algorithm and variant, the mean over seeds of the env steps to the first evaluation whose mean
 return reaches ``--target`` (runs that never reach it count as the budget and are flagged), the final return and
-the final crash rate. Without ``--encoder`` it first collects frames and pretrains one (``drive collect-frames``
-and ``drive pretrain`` with the options below).
+the final crash rate. For scale: a random policy returns about 8.6 and IDM/MOBIL 22.0 (README baselines), and
+always braking (SLOWER) returns 20.9 without a crash on these evaluation seeds: the cautious policy short runs
+tend to settle on. The default target, 15, about halfway from random to IDM, reads "has learnt not to crash".
+Without ``--encoder`` it first collects frames and pretrains one (``drive collect-frames`` and ``drive pretrain``
+with the options below).
 
     python benchmarks/pretraining_sample_efficiency.py --logdir runs/sample-efficiency
     tensorboard --logdir runs/sample-efficiency
@@ -92,13 +95,14 @@ def summarize(runs: list[Path], target: float, budget: int) -> dict:
 
 def table(summary: dict, target: float) -> str:
     lines = [
-        f"| algo | variant | env steps to eval return >= {target:g} (seeds that reached it) "
+        f"| algo | variant | env steps to eval return >= {target:g} (seeds that reached it) | vs scratch "
         "| final return (sd over seeds) | final crash rate |",
-        "|---|---|---|---|---|",
+        "|---|---|---|---|---|---|",
     ]
     for (algo, variant), s in summary.items():
+        ratio = s["steps_to_target"] / summary[(algo, "scratch")]["steps_to_target"]
         lines.append(
-            f"| {algo} | {variant} | {s['steps_to_target']:,.0f} ({s['reached']}/{s['seeds']}) "
+            f"| {algo} | {variant} | {s['steps_to_target']:,.0f} ({s['reached']}/{s['seeds']}) | {ratio:.2f}x "
             f"| {s['final_return']:.2f} ({s['final_return_sd']:.2f}) | {s['final_crash_rate']:.2f} |"
         )
     return "\n".join(lines)
