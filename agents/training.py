@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import shlex
+import signal
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -83,12 +86,13 @@ def _learn(model, config: RunConfig, run: Path, eval_env, progress: bool, resume
     callbacks = CallbackList([checkpoints, evaluation, RewardTermsCallback()])
     start, steps_before = time.perf_counter(), model.num_timesteps
     try:
-        model.learn(
-            config.train.timesteps - model.num_timesteps,
-            callback=callbacks,
-            reset_num_timesteps=not resumed,
-            progress_bar=progress,
-        )
+        with _sigterm_as_interrupt():
+            model.learn(
+                config.train.timesteps - model.num_timesteps,
+                callback=callbacks,
+                reset_num_timesteps=not resumed,
+                progress_bar=progress,
+            )
     except KeyboardInterrupt:
         checkpoints.save()
         command = shlex.join(["drive", "train-agent", "--resume", str(run)])
@@ -107,6 +111,23 @@ def _learn(model, config: RunConfig, run: Path, eval_env, progress: bool, resume
     model.get_env().close()
     eval_env.close()
     return run
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """A SIGTERM (``kill``, a cluster's pre-emption) checkpoints the run like Ctrl-C does, instead of losing it."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 __all__ = ["ALGOS", "TrainingInterrupted", "resume", "train"]

@@ -1,4 +1,6 @@
 import json
+import os
+import signal
 
 import pytest
 import yaml
@@ -83,13 +85,22 @@ def test_dqn_refuses_continuous_actions_before_making_a_run_folder(runs_dir):
     assert not runs_dir.exists()
 
 
-def test_an_interrupted_run_checkpoints_and_resumes(runs_dir, monkeypatch):
+def _ctrl_c():
+    raise KeyboardInterrupt
+
+
+def _sigterm():
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+@pytest.mark.parametrize("interrupt", [_ctrl_c, _sigterm], ids=["ctrl-c", "sigterm"])
+def test_an_interrupted_run_checkpoints_and_resumes(runs_dir, monkeypatch, interrupt):
     from drive.agents import callbacks
     from drive.agents.training import TrainingInterrupted
 
     def stop_at_50(self):
         if self.num_timesteps >= 50:
-            raise KeyboardInterrupt
+            interrupt()
         return True
 
     sets = [*TINY_DQN, *SHORT_EPISODES, "train.save_freq=1000", "train.eval_freq=1000"]
@@ -103,3 +114,4 @@ def test_an_interrupted_run_checkpoints_and_resumes(runs_dir, monkeypatch):
     assert latest_checkpoint(run)[2] == 50 and latest_checkpoint(run)[1] is not None
     resume(run, progress=False)
     assert DQN.load(run / "model.zip").num_timesteps == 90
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handler restored after training
