@@ -36,9 +36,14 @@ VARIANTS = {"scratch": None, "frozen": True, "finetuned": False}  # variant -> f
 
 
 def pretrained_encoder(args) -> Path:
+    """The log dir's encoder if pretraining finished there (the runs already made used it), else pretrain one."""
+    from drive.perception.checkpoint import load_encoder
     from drive.perception.collect import collect_frames
     from drive.perception.pretrain import pretrain
 
+    done = args.logdir / "pretrain" / "encoder.pt"
+    if done.is_file() and load_encoder(done)[1]["epochs"] == args.pretrain_epochs:
+        return done
     frames = args.logdir / "frames"
     collect_frames(out=frames, frames=args.frames, policy="random", backend="batched", progress=True)
     return pretrain(frames=frames, out=args.logdir / "pretrain", epochs=args.pretrain_epochs, lr=args.pretrain_lr)

@@ -124,7 +124,8 @@ def pretrain(
             writer.add_scalar(f"probe/{name}", value, epoch)
         if progress:
             print(f"epoch {epoch}: loss {loss.item():.3f}, " + ", ".join(f"{k} {v:.3f}" for k, v in scores.items()))
-        save_encoder(out / "encoder.pt", model.encoder, encoder, shape, method=method, epochs=epoch, frames=str(frames))
+        recipe = {"batch_size": batch_size, "lr": lr, "gap": gap, "seed": seed, "frames": str(frames)}
+        save_encoder(out / "encoder.pt", model.encoder, encoder, shape, method=method, epochs=epoch, **recipe)
     writer.close()
     return out / "encoder.pt"
 

@@ -79,13 +79,11 @@ def fit_and_score(kind: str, train_x: torch.Tensor, train_y: torch.Tensor, l2: f
     return r2(predicted, test_y.double())
 
 
-def probe_scores(
-    feats: torch.Tensor, truth: dict[str, np.ndarray], test: np.ndarray, valid: np.ndarray | None = None
-) -> dict[str, float]:
+def probe_scores(feats: torch.Tensor, truth: dict[str, np.ndarray], test: np.ndarray) -> dict[str, float]:
     """Score per target: accuracy (classes) or R^2 (continuous), on the ``test`` rows; the L2 strength is the
-    one scoring best on the ``valid`` rows (default: ``validation(truth["episode"])``) when fitted on the rest."""
+    one scoring best on the ``validation`` episodes when fitted on the other training rows."""
     test_mask = torch.as_tensor(test)
-    valid_mask = torch.as_tensor(validation(truth["episode"]) if valid is None else valid) & ~test_mask
+    valid_mask = torch.as_tensor(validation(truth["episode"])) & ~test_mask
     train_mask = ~test_mask
     mean, std = feats[train_mask].mean(0), feats[train_mask].std(0).clamp(min=1e-6)
     x = (feats - mean) / std

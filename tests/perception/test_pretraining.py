@@ -180,6 +180,7 @@ def test_pretrain_then_probe_from_the_command_line(store, tmp_path, capsys):
     assert main(args) == 0
     _, metadata = load_encoder(out / "encoder.pt")
     assert metadata["method"] == "atc" and metadata["epochs"] == 2 and metadata["observation_shape"] == [4, 128, 64]
+    assert metadata["batch_size"] == 32 and metadata["lr"] == 3e-4 and metadata["frames"] == str(store.root)
     events = EventAccumulator(str(out / "tb")).Reload()
     assert [e.step for e in events.Scalars("probe/lane")] == [1, 2]
     losses = [e.value for e in events.Scalars("pretrain/loss")]
