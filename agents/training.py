@@ -17,6 +17,7 @@ from drive.agents.algos import ALGOS, adopt_encoder, apply_freeze, build_model, 
 from drive.agents.callbacks import CheckpointCallback, EvalCallback, RewardTermsCallback
 from drive.agents.evaluation import records_as_dicts
 from drive.agents.policies import check_spaces
+from drive.agents.verdict import idm_summary
 from drive.config import RunConfig
 from drive.envs import make_env, make_vec_env
 from drive.errors import DriveError
@@ -46,6 +47,11 @@ def make_envs(config: RunConfig):
 
 def train(config: RunConfig, runs_root: str | Path = "runs", progress: bool = True) -> Path:
     """A new run: everything is built and checked before the run folder is made."""
+    if config.recipe.name:
+        from drive.agents.recipe import train_recipe
+
+        with _sigterm_as_interrupt():
+            return train_recipe(config, runs_root, progress)
     train_env, eval_env = make_envs(config)
     if config.algo.encoder.pretrained:
         config = adopt_encoder(config, load_pretrained(config.algo.encoder.pretrained, train_env.observation_space)[1])
@@ -61,6 +67,13 @@ def resume(run: str | Path, timesteps: int | None = None, progress: bool = True)
     if not run.is_dir():
         raise DriveError(f"run folder {str(run)!r} does not exist")
     config = read_run_config(run)
+    if config.recipe.name:
+        if timesteps is not None:
+            raise DriveError(f"run {str(run)!r} is a recipe run, budgeted in rounds; drop --timesteps")
+        from drive.agents.recipe import resume_recipe
+
+        with _sigterm_as_interrupt():
+            return resume_recipe(config, run, progress)
     if timesteps is not None:
         config = replace(config, train=replace(config.train, timesteps=timesteps))
     checkpoint, replay, steps = latest_checkpoint(run)
@@ -104,6 +117,7 @@ def _learn(model, config: RunConfig, run: Path, eval_env, progress: bool, resume
         run / "metrics.json",
         evaluation.summary or {},
         records_as_dicts(evaluation.records),
+        idm=idm_summary(config, config.train.eval_episodes),
         timesteps=model.num_timesteps,
         train_seconds=seconds,
         steps_per_s=(model.num_timesteps - steps_before) / max(seconds, 1e-9),

@@ -40,9 +40,14 @@ def train_agent(
     env: Annotated[
         str, typer.Option(help="Scenario: highway, merge, roundabout, intersection, racetrack, parking.")
     ] = "highway",
+    recipe: Annotated[
+        str | None, typer.Option(help="A multi-stage recipe from configs/recipes/ (driver: the pixel driver).")
+    ] = None,
     algo: Annotated[str | None, typer.Option(help="dqn or ppo (default: the env preset's).")] = None,
     obs: Annotated[str | None, typer.Option(help="pixels or kinematics (default: the env preset's).")] = None,
-    backend: Backend = "highway-env",
+    backend: Annotated[
+        str | None, typer.Option(help="highway-env (the reference) or batched (ours, highway only); default: preset's.")
+    ] = None,
     n_envs: Annotated[int | None, typer.Option(help="Parallel envs (default: the algorithm preset's).")] = None,
     timesteps: Annotated[int | None, typer.Option("--timesteps", "-n", help="Env steps in total.")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of the run.")] = None,
@@ -64,6 +69,8 @@ def train_agent(
         others = [
             name
             for name, value in (
+                ("--recipe", recipe),
+                ("--backend", backend),
                 ("--algo", algo),
                 ("--obs", obs),
                 ("--n-envs", n_envs),
@@ -85,13 +92,24 @@ def train_agent(
         flags = _flags(backend=backend, n_envs=n_envs, timesteps=timesteps, seed=seed, device=device)
         if encoder is not None or freeze_encoder:
             flags["algo"] = {"encoder": {"pretrained": str(encoder or ""), "freeze": freeze_encoder}}
-        run_config = resolve(env, algo, obs, config, flags, set_)
+        run_config = resolve(env, algo, obs, config, flags, set_, recipe=recipe)
         run = train(run_config, runs_dir, progress=not quiet)
+    _echo_verdict(run)
     typer.echo(f"run folder: {run}\nTensorBoard logs: {run / 'tb'}  (view with: tensorboard --logdir {run.parent})")
 
 
+def _echo_verdict(run: Path) -> None:
+    import json
+
+    from drive.agents.verdict import verdict_table
+
+    metrics = json.loads((run / "metrics.json").read_text())
+    if metrics.get("summary"):
+        typer.echo(verdict_table(metrics["summary"], metrics.get("idm")))
+
+
 def _flags(backend, n_envs, timesteps, seed, device) -> dict:
-    flags: dict = {"env": {"backend": backend}, "train": {}}
+    flags: dict = {"env": {"backend": backend} if backend is not None else {}, "train": {}}
     if n_envs is not None:
         flags["env"]["n_envs"] = n_envs
     for key, value in (("timesteps", timesteps), ("seed", seed), ("device", device)):

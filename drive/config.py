@@ -57,10 +57,44 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class TeacherConfig:
+    """The privileged teacher of a recipe: a look-ahead planner over the batched simulator."""
+
+    horizon: int = 8  # policy steps looked ahead
+    gamma: float = 0.9
+    crash_penalty: float = 20.0  # on top of the rewards a crash loses
+    tie: float = 0.01  # values this close are equal; the tie goes to keeping lane and speed
+    commit: int = 1  # policy steps the first action is held before a continuation takes over
+    aggregate: str = "max"  # value of a first action over its continuations: max (optimistic) or mean (robust)
+    continuations: list = field(default_factory=lambda: ["IDLE", "FASTER", "SLOWER", "LANE_LEFT", "LANE_RIGHT"])
+
+
+@dataclass(frozen=True)
+class StudentConfig:
+    """DAgger of the pixel student: rounds of driving, labelling by the teacher, and fitting."""
+
+    rounds: int = 6
+    steps_per_round: int = 30  # policy steps of every env per round (one highway-fast episode)
+    beta_decay: float = 0.5  # the teacher drives each step with probability beta_decay ** round
+    updates_per_round: int = 400  # gradient steps per round, on batches from all the data so far
+    batch_size: int = 256
+    tolerance: float = 0.02  # actions within this of the teacher's best value count as right
+    regret_weight: float = 1.0  # weight of the expected regret next to the imitation term
+
+
+@dataclass(frozen=True)
+class RecipeConfig:
+    name: str = ""  # empty: plain DQN or PPO; else the recipe file configs/recipes/<name>.yaml
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    student: StudentConfig = field(default_factory=StudentConfig)
+
+
+@dataclass(frozen=True)
 class RunConfig:
     env: EnvConfig = field(default_factory=EnvConfig)
     algo: AlgoConfig = field(default_factory=AlgoConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    recipe: RecipeConfig = field(default_factory=RecipeConfig)
 
 
 CONFIG_DIR = resources.files("drive.configs")
@@ -168,19 +202,24 @@ def resolve(
     config_file: str | Path | None = None,
     flags: dict | None = None,
     sets: list[str] | None = None,
+    recipe: str | None = None,
 ) -> RunConfig:
-    """The full run config from presets, a file, flags and ``--set`` overrides."""
+    """The full run config from presets, a recipe, a file, flags and ``--set`` overrides."""
     from drive.agents.algos import ALGOS
     from drive.envs.scenarios import OBS_PRESETS
 
     env_preset = load_preset("env", env)
-    algo = algo or env_preset.get("algo", {}).get("name", "dqn")
-    obs = obs or env_preset.get("env", {}).get("obs", "pixels")
+    recipe_tree = load_preset("recipes", recipe) if recipe else {}
+    if recipe:
+        recipe_tree = merge(recipe_tree, {"recipe": {"name": recipe}})
+    algo = algo or recipe_tree.get("algo", {}).get("name") or env_preset.get("algo", {}).get("name", "dqn")
+    obs = obs or recipe_tree.get("env", {}).get("obs") or env_preset.get("env", {}).get("obs", "pixels")
     check_choice("algorithm", algo, ALGOS)
     check_choice("observation preset", obs, OBS_PRESETS)
     tree = to_dict(RunConfig())
     tree = merge(tree, load_preset("algo", f"{algo}-{obs}"))
     tree = merge(tree, env_preset)
+    tree = merge(tree, recipe_tree)
     if config_file is not None:
         tree = merge(tree, load_file(config_file))
     tree = merge(tree, {"env": {"name": env, "obs": obs}, "algo": {"name": algo}})
@@ -212,7 +251,44 @@ def validate(config: RunConfig) -> RunConfig:
         raise DriveError(f"--encoder needs the pixels preset, got --obs {config.env.obs}; valid: pixels")
     if config.env.n_envs < 1:
         raise DriveError(f"env.n_envs must be at least 1, got {config.env.n_envs}")
+    if config.recipe.name:
+        validate_recipe(config)
     return config
+
+
+def validate_recipe(config: RunConfig) -> None:
+    """A recipe's teacher plans on the batched simulator, and its student is a PPO policy on frames."""
+    from drive.envs.batched.constants import ACTION_NAMES
+
+    recipe = config.recipe
+    check_choice("recipe", recipe.name, preset_names("recipes"))
+    needs = {"env.backend": (config.env.backend, "batched"), "algo.name": (config.algo.name, "ppo")}
+    needs["env.obs"] = (config.env.obs, "pixels")
+    needs["env.name"] = (config.env.name, "highway")
+    for key, (value, valid) in needs.items():
+        if value != valid:
+            raise DriveError(f"recipe {recipe.name!r} needs {key} {valid!r}, got {value!r}; valid: {valid}")
+    check_choice("recipe.teacher.aggregate", recipe.teacher.aggregate, ("max", "mean"))
+    for name in recipe.teacher.continuations:
+        check_choice("recipe.teacher.continuations entry", name, ACTION_NAMES)
+    positive = {
+        "recipe.teacher.horizon": recipe.teacher.horizon,
+        "recipe.student.rounds": recipe.student.rounds,
+        "recipe.student.steps_per_round": recipe.student.steps_per_round,
+        "recipe.student.updates_per_round": recipe.student.updates_per_round,
+        "recipe.student.batch_size": recipe.student.batch_size,
+    }
+    for key, value in positive.items():
+        if value < 1:
+            raise DriveError(f"{key} must be at least 1, got {value}")
+    if not recipe.teacher.continuations:
+        raise DriveError(f"recipe.teacher.continuations must name at least one of {', '.join(ACTION_NAMES)}")
+    for key, value in (
+        ("recipe.teacher.gamma", recipe.teacher.gamma),
+        ("recipe.student.beta_decay", recipe.student.beta_decay),
+    ):
+        if not 0 <= value <= 1:
+            raise DriveError(f"{key} must be between 0 and 1, got {value}")
 
 
 def dump(config: RunConfig) -> str:

@@ -32,7 +32,9 @@ class FrameEncoder(BaseFeaturesExtractor):
         self.head = nn.Sequential(nn.Linear(n_flat, features_dim), nn.ReLU())
 
     def forward(self, observations: th.Tensor) -> th.Tensor:
-        return self.head(self.trunk(normalize_frames(observations)).flatten(1))
+        # channels_last takes oneDNN's fast convolutions on CPU (about 1.7x for training here)
+        frames = normalize_frames(observations).contiguous(memory_format=th.channels_last)
+        return self.head(self.trunk(frames).flatten(1))
 
 
 class NatureEncoder(FrameEncoder):
@@ -49,6 +51,25 @@ class NatureEncoder(FrameEncoder):
             nn.ReLU(),
         )
         super().__init__(observation_space, features_dim, trunk)
+
+
+class CompactEncoder(FrameEncoder):
+    """Three 3 x 3 stride-2 convolutions, for small top-down frames.
+
+    Vehicles are about 9 x 3.5 px in highway's 128 x 64 frames: a 3 x 3 kernel at stride 2 keeps them apart,
+    where the Nature CNN's 8 x 8 stride-4 first layer averages them into the road. It trains about as fast as
+    the Nature CNN on a CPU (it keeps more positions but far fewer weights per position).
+    """
+
+    def __init__(
+        self, observation_space: gym.spaces.Box, features_dim: int = 256, channels: tuple[int, ...] = (16, 32, 64)
+    ):
+        layers: list[nn.Module] = []
+        n_in = observation_space.shape[0]
+        for n_out in channels:
+            layers += [nn.Conv2d(n_in, n_out, 3, stride=2, padding=1), nn.ReLU()]
+            n_in = n_out
+        super().__init__(observation_space, features_dim, nn.Sequential(*layers))
 
 
 class _ResidualBlock(nn.Module):
@@ -81,4 +102,8 @@ class ResidualEncoder(FrameEncoder):
         super().__init__(observation_space, features_dim, nn.Sequential(*layers))
 
 
-ENCODERS: dict[str, type[FrameEncoder]] = {"nature": NatureEncoder, "resnet": ResidualEncoder}
+ENCODERS: dict[str, type[FrameEncoder]] = {
+    "nature": NatureEncoder,
+    "resnet": ResidualEncoder,
+    "compact": CompactEncoder,
+}

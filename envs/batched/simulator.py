@@ -37,6 +37,7 @@ class BatchedHighway:
         compile: bool | str = "auto",
     ):
         self.config: BatchedConfig = batched_config(variant, config)
+        self.variant, self.user_config = variant, dict(config or {})  # to build a copy (a planner's model)
         self.num_envs = num_envs
         self.device = torch.device(device)
         self.dtype = dtype
@@ -84,6 +85,11 @@ class BatchedHighway:
 
     def step(self, actions: torch.Tensor):
         """One policy step: ``frames_per_action`` simulation steps with the ego's meta-action applied first."""
+        reward, terminated, truncated, terms = self.advance(actions)
+        return self.observer.observe(self.state), reward, terminated, truncated, terms
+
+    def advance(self, actions: torch.Tensor):
+        """``step`` without the observation: what a planner's look-ahead needs, at a fraction of the cost."""
         s, config = self.state, self.config
         actions = torch.as_tensor(actions, device=self.device).long().reshape(self.num_envs)
         s.time = s.time + 1.0 / config.policy_frequency
@@ -95,13 +101,12 @@ class BatchedHighway:
             )
             handle_collisions(s, config.dt, self.collision_pairs)
             s.steps = s.steps + 1
-        observation = self.observer.observe(s)
         terms = self.reward_terms()
         reward = self.reward(terms)
         ego_crashed = s.crashed[:, 0]
         terminated = ego_crashed | (config.offroad_terminal & (terms["on_road_reward"] == 0))
         truncated = s.time >= config.duration
-        return observation, reward, terminated, truncated, terms
+        return reward, terminated, truncated, terms
 
     def _apply_meta_action(self, actions: torch.Tensor) -> None:
         """MDPVehicle.act / ControlledVehicle.act with a meta-action: new target speed or target lane."""

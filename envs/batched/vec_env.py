@@ -110,6 +110,10 @@ class BatchedVecEnv(VecEnv):
                 "rewards": {name: float(stats[f"term_{name}"][k] / length) for name in REWARD_TERMS},
             }
 
+    def last_obs_numpy(self) -> np.ndarray:
+        """The observation the last ``reset`` or ``step`` returned (valid for two more steps, as those are)."""
+        return self._to_numpy(self._last_obs)
+
     @staticmethod
     def _to_numpy(obs: torch.Tensor) -> np.ndarray:
         return obs.cpu().numpy()

@@ -1,0 +1,156 @@
+"""DAgger: a pixel student learns to act like a privileged teacher, on the states the student itself visits.
+
+Each round drives the batched simulator for some steps with the student (or, in the first round, the
+teacher), asks the teacher what it would have done in every visited state, adds those frames and labels to
+one growing data set, and fits the student's action logits to the teacher's choices (Ross et al. 2011; the
+recipe of Learning by Cheating and Roach). The student is a stable-baselines3 PPO policy, so every verb that
+takes a run (evaluate, watch, resume) works on it unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+
+@dataclass
+class Dataset:
+    """Frame stacks (uint8) and the teacher's labels, grown round by round."""
+
+    frames: list[np.ndarray]
+    values: list[np.ndarray]  # the teacher's value of each action, (n, 5)
+
+    @classmethod
+    def empty(cls) -> Dataset:
+        return cls([], [])
+
+    def add(self, frames: np.ndarray, values: np.ndarray) -> None:
+        self.frames.append(frames)
+        self.values.append(values)
+
+    def __len__(self) -> int:
+        return sum(len(v) for v in self.values)
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.concatenate(self.frames), np.concatenate(self.values)
+
+
+@dataclass
+class DriveStats:
+    """Episodes that ended while collecting: what the acting policy scored on the batched simulator."""
+
+    returns: list[float]
+    crashed: list[bool]
+    speeds: list[float]
+
+    def summary(self) -> dict:
+        if not self.returns:
+            return {"episodes": 0}
+        return {
+            "episodes": len(self.returns),
+            "mean_return": float(np.mean(self.returns)),
+            "crash_rate": float(np.mean(self.crashed)),
+            "mean_speed": float(np.mean(self.speeds)),
+        }
+
+
+def student_actions(policy, frames: torch.Tensor) -> torch.Tensor:
+    """The student's greedy actions for a batch of frame stacks."""
+    with torch.inference_mode():
+        return policy_logits(policy, frames.to(policy.device)).argmax(-1)
+
+
+def policy_logits(policy, frames: torch.Tensor) -> torch.Tensor:
+    """Action logits of an SB3 actor-critic policy (its features extractor normalises uint8 frames)."""
+    return policy.get_distribution(frames).distribution.logits
+
+
+def collect(
+    venv, teacher, policy, steps: int, beta: float, dataset: Dataset, generator: torch.Generator, progress=None
+) -> DriveStats:
+    """Drive ``venv`` for ``steps`` policy steps (all envs at once), labelling every visited state.
+
+    Each env follows the teacher with probability ``beta`` at each step, else the student (DAgger's mixture:
+    1 in the first round, when there is no student yet). The labels are always the teacher's values.
+    """
+    stats = DriveStats([], [], [])
+    obs = venv.last_obs_numpy()
+    for _ in range(steps):
+        values = teacher.action_values(venv.sim)
+        actions = teacher.choose(values)
+        if beta < 1:
+            student = student_actions(policy, torch.from_numpy(obs)).to(actions.device)
+            use_teacher = torch.rand(len(actions), generator=generator).to(actions.device) < beta
+            actions = torch.where(use_teacher, actions, student)
+        dataset.add(obs.copy(), values.float().cpu().numpy())
+        obs, _, _, infos = venv.step(actions.cpu().numpy())
+        for info in infos:
+            if "episode" in info:
+                stats.returns.append(info["episode"]["r"])
+                stats.crashed.append(info["episode"]["crashed"])
+                stats.speeds.append(info["episode"]["mean_speed"])
+        if progress is not None:
+            progress.update(venv.num_envs)
+    return stats
+
+
+def distill_loss(logits: torch.Tensor, values: torch.Tensor, tolerance: float, regret_weight: float):
+    """Imitation loss against the teacher's action values, and whether the student's choice is a good one.
+
+    Several actions are often equally good (FASTER at top speed is IDLE; LANE_LEFT in the leftmost lane too):
+    the student is asked to put its probability on the set of actions within ``tolerance`` of the best
+    (``-log sum p``), not on one of them picked by a tie-break; and the expected regret under its
+    probabilities weighs the states where a wrong choice costs a crash far above those where it costs a
+    little speed.
+    """
+    regret = values.max(-1, keepdim=True).values - values
+    good = regret <= tolerance
+    log_p = F.log_softmax(logits, -1)
+    set_nll = -torch.logsumexp(log_p.masked_fill(~good, -torch.inf), -1)
+    expected_regret = (log_p.exp() * regret).sum(-1)
+    loss = (set_nll + regret_weight * expected_regret).mean()
+    chosen_good = good.gather(1, logits.argmax(-1, keepdim=True)).squeeze(1)
+    return loss, chosen_good
+
+
+def fit(
+    policy,
+    dataset: Dataset,
+    updates: int,
+    batch_size: int,
+    generator: torch.Generator,
+    tolerance: float,
+    regret_weight: float,
+) -> dict:
+    """``updates`` gradient steps on batches drawn uniformly from the whole data set; returns the mean loss and
+    the share of training states where the student's choice is within ``tolerance`` of the teacher's best."""
+    frames, values = dataset.arrays()
+    frames_t, values_t = torch.from_numpy(frames), torch.from_numpy(values)
+    optimizer = policy.optimizer
+    policy.set_training_mode(True)
+    loss_sum = agree = 0.0
+    for _ in range(updates):
+        index = torch.randint(len(values_t), (batch_size,), generator=generator)
+        logits = policy_logits(policy, frames_t[index].to(policy.device))
+        loss, chosen_good = distill_loss(logits, values_t[index].to(policy.device), tolerance, regret_weight)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        loss_sum += float(loss.detach())
+        agree += float(chosen_good.float().mean())
+    policy.set_training_mode(False)
+    return {"loss": loss_sum / max(updates, 1), "agreement": agree / max(updates, 1)}
+
+
+def agreement(policy, frames: np.ndarray, values: np.ndarray, tolerance: float, batch_size: int = 512) -> float:
+    """Share of states where the student's action is within ``tolerance`` of the teacher's best."""
+    hits = 0
+    for start in range(0, len(values), batch_size):
+        chosen = student_actions(policy, torch.from_numpy(frames[start : start + batch_size])).cpu()
+        batch = torch.from_numpy(values[start : start + batch_size])
+        regret = batch.max(-1).values - batch.gather(1, chosen[:, None]).squeeze(1)
+        hits += int((regret <= tolerance).sum())
+    return hits / max(len(values), 1)

@@ -1,0 +1,71 @@
+"""A look-ahead planner over the batched simulator: the privileged teacher of the pixel driver.
+
+At every decision it copies each env's traffic state, tries every first action followed by each of a few
+fixed continuations for ``horizon`` policy steps in a second simulator (all envs and all branches at once),
+and values each first action by its best branch. The simulator is its model: it sees the exact state,
+including what a camera cannot (the other drivers' IDM parameters and lane-change timers). That is why it is
+a teacher only: the driver that is evaluated acts from pixels.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from drive.config import TeacherConfig
+from drive.envs.batched import constants as C
+from drive.envs.batched.simulator import BatchedHighway
+
+ACTIONS = (C.LANE_LEFT, C.IDLE, C.LANE_RIGHT, C.FASTER, C.SLOWER)  # DiscreteMetaAction's indices, in order
+PREFERENCE = (C.IDLE, C.FASTER, C.LANE_RIGHT, C.LANE_LEFT, C.SLOWER)  # who wins a near-tie
+
+
+class Planner:
+    """``action_values(sim)`` -> (N, 5) planned values of each first action; ``act(sim)`` -> the best."""
+
+    def __init__(self, sim: BatchedHighway, config: TeacherConfig = TeacherConfig()):
+        self.config = config
+        self.num_envs = sim.num_envs
+        continuations = [C.ACTION_NAMES.index(name) for name in config.continuations]
+        self.branches = len(ACTIONS) * len(continuations)
+        kinematics = {"type": "Kinematics"}  # the cheapest observer: the look-ahead never observes
+        self.model = BatchedHighway(
+            sim.num_envs * self.branches,
+            sim.variant,
+            {**sim.user_config, "observation": kinematics},
+            device=sim.device,
+            dtype=sim.dtype,
+        )
+        first = torch.tensor(ACTIONS, device=sim.device).repeat_interleave(len(continuations))
+        then = torch.tensor(continuations, device=sim.device).repeat(len(ACTIONS))
+        self.first, self.then = first.repeat(sim.num_envs), then.repeat(sim.num_envs)  # (N * branches,)
+        self.rank = torch.tensor([PREFERENCE.index(a) for a in ACTIONS], device=sim.device)
+
+    @torch.no_grad()
+    def action_values(self, sim: BatchedHighway) -> torch.Tensor:
+        """Discounted rewards of the best branch after each first action, a crash costing ``crash_penalty``
+        more; a branch stops at its episode's end."""
+        config, model = self.config, self.model
+        index = torch.arange(self.num_envs, device=sim.device).repeat_interleave(self.branches)
+        model.state = sim.state.select(index).clone()
+        value = torch.zeros(len(index), dtype=torch.float64, device=sim.device)
+        alive = torch.ones(len(index), dtype=torch.bool, device=sim.device)
+        for t in range(config.horizon):
+            reward, terminated, truncated, terms = model.advance(self.first if t < config.commit else self.then)
+            step_value = reward.double() - config.crash_penalty * terms["collision_reward"].double()
+            value += torch.where(alive, config.gamma**t * step_value, 0.0)
+            alive &= ~(terminated | truncated)
+            if not bool(alive.any()):
+                break
+        branches = value.reshape(self.num_envs, len(ACTIONS), -1)
+        if config.aggregate == "mean":
+            return branches.mean(dim=-1)
+        return branches.max(dim=-1).values
+
+    def choose(self, values: torch.Tensor) -> torch.Tensor:
+        """The best action; among near-ties (within ``tie``) the first of ``PREFERENCE``, so that the teacher
+        keeps its lane and speed unless a change pays."""
+        good = values >= values.max(dim=-1, keepdim=True).values - self.config.tie
+        return torch.where(good, self.rank, len(ACTIONS)).argmin(dim=-1)
+
+    def act(self, sim: BatchedHighway) -> torch.Tensor:
+        return self.choose(self.action_values(sim))

@@ -1,0 +1,198 @@
+"""Recipe runs: the driver recipe's stages (teacher, then student) in one run folder, resumable by round.
+
+```
+runs/highway-driver-<timestamp>/
+  config.yaml  command.txt  versions.json
+  teacher/metrics.json   # the planner driving alone (round 0), on the batched simulator
+  student/round_<k>.zip  # the student after round k (a PPO model), with its data set data_<k>.npz
+  student/rounds.json    # one record per finished round: data, fit, driving, wall-clock, env steps
+  tb/                    # dagger/*, student/* (driving on the batched simulator), eval/* (highway-env)
+  model.zip  metrics.json
+```
+A round is finished when its record is in ``rounds.json`` (written last); ``--resume`` starts at the next.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from stable_baselines3.common.logger import configure
+from tqdm.auto import tqdm
+
+from drive.agents.algos import build_model
+from drive.agents.callbacks import EVAL_SEED
+from drive.agents.dagger import Dataset, collect, fit
+from drive.agents.evaluation import evaluate, records_as_dicts, summarize
+from drive.agents.planner import Planner
+from drive.agents.policies import AgentPolicy, check_spaces, load_model
+from drive.agents.training import TrainingInterrupted
+from drive.agents.verdict import idm_summary
+from drive.config import RunConfig
+from drive.envs import make_env, make_vec_env
+from drive.errors import DriveError
+from drive.runs import new_run_dir, write_metrics, write_run_files
+
+ROUNDS_FILE = "rounds.json"
+
+
+def train_recipe(config: RunConfig, runs_root: str | Path, progress: bool) -> Path:
+    venv = _make_venv(config)
+    model = build_model(config, venv, device=config.train.device)
+    run = new_run_dir(runs_root, f"{config.env.name}-{config.recipe.name}")
+    write_run_files(run, config)
+    return _run(config, run, venv, model, Dataset.empty(), [], progress)
+
+
+def resume_recipe(config: RunConfig, run: Path, progress: bool) -> Path:
+    rounds = read_rounds(run)
+    if (run / "metrics.json").is_file() and len(rounds) >= config.recipe.student.rounds:
+        raise DriveError(f"recipe run {str(run)!r} is finished (model.zip and metrics.json are there)")
+    venv = _make_venv(config)
+    if rounds:
+        model = load_model(_round_model(run, len(rounds) - 1), "ppo", device=config.train.device)
+        check_spaces(model, venv, f"run {run.name}")
+    else:
+        model = build_model(config, venv, device=config.train.device)
+    dataset = Dataset.empty()
+    for k in range(len(rounds)):
+        with np.load(run / "student" / f"data_{k:02d}.npz") as data:
+            dataset.add(data["frames"], data["values"])
+    write_run_files(run, config)
+    return _run(config, run, venv, model, dataset, rounds, progress)
+
+
+def read_rounds(run: Path) -> list[dict]:
+    path = run / "student" / ROUNDS_FILE
+    return json.loads(path.read_text()) if path.is_file() else []
+
+
+def _make_venv(config: RunConfig):
+    env = config.env
+    return make_vec_env(
+        env.name,
+        env.obs,
+        env.n_envs,
+        backend="batched",
+        config=env.config,
+        seed=config.train.seed,
+        device=config.train.device,
+    )
+
+
+def _round_model(run: Path, k: int) -> Path:
+    return run / "student" / f"round_{k:02d}.zip"
+
+
+def _run(config: RunConfig, run: Path, venv, model, dataset: Dataset, rounds: list[dict], progress: bool) -> Path:
+    student, n_envs = config.recipe.student, venv.num_envs
+    teacher = Planner(venv.sim, config.recipe.teacher)
+    logger = configure(str(run / "tb"), ["tensorboard", "csv"])
+    (run / "student").mkdir(exist_ok=True)
+    total = student.rounds * student.steps_per_round * n_envs
+    done = len(rounds) * student.steps_per_round * n_envs
+    with tqdm(total=total, initial=done, desc="driver", unit="step", disable=not progress) as bar:
+        for k in range(len(rounds), student.rounds):
+            try:
+                record = _round(config, k, venv, teacher, model, dataset, bar)
+            except KeyboardInterrupt:
+                command = shlex.join(["drive", "train-agent", "--resume", str(run)])
+                raise TrainingInterrupted(
+                    f"interrupted in round {k} of {student.rounds}; rounds 0 to {k - 1} are saved; "
+                    f"resume with: {command}"
+                ) from None
+            record["seconds_total"] = record["seconds"] + (rounds[-1]["seconds_total"] if rounds else 0.0)
+            _save_round(run, k, model, dataset, record, rounds, config)
+            _log_round(logger, record)
+            bar.set_postfix(round=k, agree=f"{record['fit']['agreement']:.2f}")
+    model.save(run / "model.zip")
+    _final_evaluation(config, run, model, logger, rounds)
+    logger.close()
+    return run
+
+
+def _round(config: RunConfig, k: int, venv, teacher: Planner, model, dataset: Dataset, bar) -> dict:
+    """One DAgger round from fresh traffic (its own seeds, so a resumed run draws what it would have)."""
+    student, start = config.recipe.student, time.perf_counter()
+    generator = torch.Generator().manual_seed(config.train.seed * 1_000 + k)
+    venv.seed(config.train.seed * 1_000_000 + k * venv.num_envs)
+    venv.reset()
+    beta = 1.0 if k == 0 else student.beta_decay**k
+    fresh = Dataset.empty()
+    driving = collect(venv, teacher, model.policy, student.steps_per_round, beta, fresh, generator, bar)
+    dataset.add(*fresh.arrays())
+    fitted = fit(
+        model.policy,
+        dataset,
+        student.updates_per_round,
+        student.batch_size,
+        generator,
+        student.tolerance,
+        student.regret_weight,
+    )
+    env_steps = (k + 1) * student.steps_per_round * venv.num_envs
+    return {
+        "round": k,
+        "beta": beta,
+        "samples": len(dataset),
+        "env_steps": env_steps,
+        "planner_steps": env_steps * teacher.branches * config.recipe.teacher.horizon,
+        "driving": driving.summary(),
+        "fit": fitted,
+        "seconds": time.perf_counter() - start,
+    }
+
+
+def _save_round(run: Path, k: int, model, dataset: Dataset, record: dict, rounds: list[dict], config) -> None:
+    folder = run / "student"
+    frames, values = dataset.frames[-1], dataset.values[-1]
+    np.savez_compressed(folder / f"data_{k:02d}.npz", frames=frames, values=values)
+    model.save(_round_model(run, k))
+    if k == 0:
+        teacher = run / "teacher"
+        teacher.mkdir(exist_ok=True)
+        summary = {**record["driving"], "backend": "batched", "config": vars(config.recipe.teacher)}
+        (teacher / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
+    rounds.append(record)
+    partial = folder / f"{ROUNDS_FILE}.partial"
+    partial.write_text(json.dumps(rounds, indent=2) + "\n")
+    partial.replace(folder / ROUNDS_FILE)
+
+
+def _log_round(logger, record: dict) -> None:
+    logger.record("dagger/round", record["round"])
+    logger.record("dagger/beta", record["beta"])
+    logger.record("dagger/samples", record["samples"])
+    logger.record("dagger/loss", record["fit"]["loss"])
+    logger.record("dagger/agreement", record["fit"]["agreement"])
+    logger.record("time/seconds", record["seconds_total"])
+    for key, value in record["driving"].items():
+        if key != "episodes":
+            logger.record(f"student/{key}", value)  # the mixture that drove this round, batched simulator
+    logger.dump(record["env_steps"])
+
+
+def _final_evaluation(config: RunConfig, run: Path, model, logger, rounds: list[dict]) -> None:
+    """The student on highway-env itself, on evaluation seeds, beside the IDM driver on the same seeds."""
+    env = make_env(config.env.name, config.env.obs, config=config.env.config)
+    records = evaluate(env, AgentPolicy(model), config.train.eval_episodes, EVAL_SEED)
+    env.close()
+    summary = summarize(records)
+    for key in ("mean_return", "crash_rate", "mean_speed"):
+        logger.record(f"eval/{key}", summary[key])
+    logger.dump(rounds[-1]["env_steps"] if rounds else 0)
+    write_metrics(
+        run / "metrics.json",
+        summary,
+        records_as_dicts(records),
+        idm=idm_summary(config, config.train.eval_episodes),
+        timesteps=rounds[-1]["env_steps"] if rounds else 0,
+        train_seconds=rounds[-1]["seconds_total"] if rounds else 0.0,
+    )
+
+
+__all__ = ["read_rounds", "resume_recipe", "train_recipe"]

@@ -1,0 +1,37 @@
+"""Is the agent any good? Its final evaluation beside the IDM/MOBIL driver's on the same episodes."""
+
+from __future__ import annotations
+
+from drive.agents.baselines import IDMPolicy
+from drive.agents.callbacks import EVAL_SEED
+from drive.agents.evaluation import evaluate, summarize
+from drive.envs import make_env
+
+ROWS = (
+    ("mean_return", "return", "{:.2f}"),
+    ("crash_rate", "crash rate", "{:.1%}"),
+    ("mean_speed", "speed", "{:.1f} m/s"),
+)
+
+
+def idm_summary(config, episodes: int) -> dict | None:
+    """IDM/MOBIL on the evaluation seeds the agent was judged on (None where it cannot drive the scenario)."""
+    if config.env.name not in ("highway", "merge", "roundabout", "intersection"):
+        return None
+    env = make_env(config.env.name, "kinematics", config=config.env.config)  # IDM reads the road, not the obs
+    try:
+        return summarize(evaluate(env, IDMPolicy(env), episodes, EVAL_SEED))
+    finally:
+        env.close()
+
+
+def verdict_table(agent: dict, idm: dict | None) -> str:
+    """A few lines: the agent's return, crash rate and speed beside IDM's."""
+    episodes = agent.get("episodes", "?")
+    lines = [f"final evaluation on highway-env, {episodes} episodes (evaluation seeds):"]
+    lines.append(f"  {'':<12}{'agent':>12}{'IDM driver':>14}")
+    for key, label, fmt in ROWS:
+        ours = fmt.format(agent[key])
+        theirs = fmt.format(idm[key]) if idm else "n/a"
+        lines.append(f"  {label:<12}{ours:>12}{theirs:>14}")
+    return "\n".join(lines)

@@ -1,0 +1,113 @@
+"""The driver recipe's parts with small budgets: the planner teacher, the distillation loss, DAgger's fit."""
+
+import numpy as np
+import pytest
+import torch
+
+from drive.agents.algos import build_model
+from drive.agents.dagger import Dataset, agreement, collect, distill_loss, fit
+from drive.agents.planner import Planner
+from drive.config import TeacherConfig, resolve
+from drive.envs import make_vec_env
+from drive.envs.batched import constants as C
+
+
+def _episodes(venv, act, n):
+    """One episode per env of ``venv`` (n envs): return, crashed."""
+    venv.seed(123)
+    venv.reset()
+    done, results = np.zeros(n, bool), {}
+    while not done.all():
+        _, _, dones, infos = venv.step(act())
+        for i in np.flatnonzero(dones & ~done):
+            results[i] = (infos[i]["episode"]["r"], infos[i]["episode"]["crashed"])
+        done |= dones
+    returns, crashed = zip(*(results[i] for i in range(n)))
+    return np.mean(returns), np.mean(crashed)
+
+
+def test_the_planner_drives_far_better_than_random_on_the_batched_simulator():
+    n = 8
+    venv = make_vec_env("highway", "kinematics", n, backend="batched")
+    planner = Planner(venv.sim, TeacherConfig(horizon=5))
+    planned_return, planned_crashes = _episodes(venv, lambda: planner.act(venv.sim).numpy(), n)
+    rng = np.random.default_rng(0)
+    random_return, random_crashes = _episodes(venv, lambda: rng.integers(0, 5, n), n)
+    assert planned_crashes <= 1 / n < random_crashes
+    assert planned_return > 20 > random_return + 5
+
+
+def test_the_planner_keeps_lane_and_speed_on_a_near_tie():
+    planner = Planner(make_vec_env("highway", "kinematics", 1, backend="batched").sim, TeacherConfig(tie=0.01))
+    values = torch.tensor(
+        [
+            [1.0, 1.0, 1.0, 1.0, 1.0],  # all equal: IDLE
+            [1.0, 0.995, 0.0, 0.0, 0.0],  # LANE_LEFT barely better: still IDLE
+            [1.0, 0.9, 0.0, 0.95, 0.0],  # a clear gain: LANE_LEFT
+            [0.0, 0.5, 0.0, 0.505, 0.0],  # FASTER within the tie of IDLE: IDLE
+            [0.0, -20.0, 0.5, -20.0, -20.0],  # only LANE_RIGHT avoids a crash
+        ]
+    )
+    assert planner.choose(values).tolist() == [C.IDLE, C.IDLE, C.LANE_LEFT, C.IDLE, C.LANE_RIGHT]
+
+
+def test_the_distillation_loss_accepts_any_good_action_and_punishes_costly_ones():
+    values = torch.tensor([[1.0, 1.0, 0.0, 0.0, -20.0]])  # LANE_LEFT and IDLE both best; SLOWER crashes
+    sure = lambda a: torch.nn.functional.one_hot(torch.tensor([a]), 5).float() * 20  # noqa: E731
+    on_left, on_idle, on_right, on_slower = (distill_loss(sure(a), values, 0.02, 1.0) for a in (0, 1, 2, 4))
+    assert on_left[0] < 1e-3 and on_idle[0] < 1e-3
+    assert bool(on_left[1]) and bool(on_idle[1]) and not bool(on_right[1])
+    assert on_slower[0] > on_right[0] + 15  # the regret term: a crash costs far more than a slower lane
+
+
+class LaneTeacher:
+    """A teacher whose best action is read off the road: keep right (LANE_RIGHT) until the rightmost lane."""
+
+    def __init__(self, lanes):
+        self.lanes = lanes
+
+    def action_values(self, sim):
+        values = torch.zeros(sim.num_envs, 5)
+        rightmost = sim.state.lane[:, 0] == self.lanes - 1
+        values[torch.arange(sim.num_envs), torch.where(rightmost, C.IDLE, C.LANE_RIGHT)] = 1.0
+        return values
+
+    def choose(self, values):
+        return values.argmax(-1)
+
+
+def test_dagger_fits_a_pixel_student_to_its_teacher_on_held_out_states():
+    torch.manual_seed(0)
+    config = resolve("highway", "ppo", "pixels", sets=["algo.encoder.name=compact", "algo.encoder.features_dim=64"])
+    venv = make_vec_env("highway", "pixels", 32, backend="batched", seed=5)
+    venv.reset()
+    model = build_model(config, venv, device="cpu")
+    teacher, generator = LaneTeacher(lanes=4), torch.Generator().manual_seed(0)
+    train, held_out = Dataset.empty(), Dataset.empty()
+    collect(venv, teacher, model.policy, 8, 1.0, train, generator)
+    collect(venv, teacher, model.policy, 3, 1.0, held_out, generator)
+    frames, values = held_out.arrays()
+    before = agreement(model.policy, frames, values, tolerance=0.02)
+    fit(model.policy, train, updates=60, batch_size=64, generator=generator, tolerance=0.02, regret_weight=1.0)
+    after = agreement(model.policy, frames, values, tolerance=0.02)
+    assert after >= 0.9 and after > before + 0.2
+
+
+def test_student_driving_mixes_in_the_teacher_with_probability_beta():
+    venv = make_vec_env("highway", "pixels", 16, backend="batched", seed=1)
+    venv.reset()
+    config = resolve("highway", "ppo", "pixels", sets=["algo.encoder.name=compact", "algo.encoder.features_dim=16"])
+    model = build_model(config, venv, device="cpu")
+    data = Dataset.empty()
+    stats = collect(venv, LaneTeacher(4), model.policy, 2, 0.0, data, torch.Generator().manual_seed(0))
+    frames, values = data.arrays()
+    assert frames.shape == (32, 4, 128, 64) and frames.dtype == np.uint8 and values.shape == (32, 5)
+    assert stats.summary()["episodes"] == len(stats.returns)
+
+
+@pytest.mark.parametrize("bad", ["recipe.student.rounds=0", "recipe.teacher.continuations=[IDLE,BRAKE]"])
+def test_bad_recipe_values_are_refused(bad):
+    from drive.errors import DriveError
+
+    with pytest.raises(DriveError, match=bad.split("=")[0].split(".")[-1].rstrip("s")):
+        resolve("highway", recipe="driver", sets=[bad])

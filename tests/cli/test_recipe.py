@@ -1,0 +1,104 @@
+"""``drive train-agent --recipe driver``: stages in one run folder, resume by round, refusals in one line."""
+
+import json
+
+import pytest
+import yaml
+
+from drive.cli import main
+from tests.cli.test_cli import _sets
+
+TINY_RECIPE = [
+    "env.n_envs=4",
+    "env.config.duration=5",
+    "recipe.student.rounds=2",
+    "recipe.student.steps_per_round=3",
+    "recipe.student.updates_per_round=2",
+    "recipe.student.batch_size=8",
+    "recipe.teacher.horizon=2",
+    "algo.encoder.features_dim=16",
+    "train.eval_episodes=1",
+]
+
+
+@pytest.fixture(scope="module")
+def recipe_run(tmp_path_factory):
+    runs = tmp_path_factory.mktemp("runs")
+    assert main(["train-agent", "--recipe", "driver", "--runs-dir", str(runs), "-q", *_sets(TINY_RECIPE)]) == 0
+    (run,) = runs.iterdir()
+    return run
+
+
+def test_the_recipe_writes_every_stage_and_a_final_model(recipe_run):
+    run = recipe_run
+    assert run.name.startswith("highway-driver-")
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    assert config["recipe"]["name"] == "driver" and config["env"]["backend"] == "batched"
+    teacher = json.loads((run / "teacher" / "metrics.json").read_text())
+    assert teacher["backend"] == "batched" and teacher["config"]["horizon"] == 2
+    rounds = json.loads((run / "student" / "rounds.json").read_text())
+    assert [r["round"] for r in rounds] == [0, 1]
+    assert [r["env_steps"] for r in rounds] == [12, 24] and [r["samples"] for r in rounds] == [12, 24]
+    assert rounds[0]["beta"] == 1.0 and rounds[1]["beta"] == 0.5
+    assert rounds[1]["seconds_total"] >= rounds[0]["seconds_total"] > 0
+    assert {p.name for p in (run / "student").iterdir()} >= {"round_00.zip", "round_01.zip", "data_01.npz"}
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["summary"]["episodes"] == 1 and metrics["idm"]["episodes"] == 1
+    assert metrics["timesteps"] == 24
+
+
+def test_the_recipe_prints_its_verdict_beside_the_idm_driver(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    sets = [*TINY_RECIPE, "recipe.student.rounds=1"]
+    assert main(["train-agent", "--recipe", "driver", "--runs-dir", str(runs), "-q", *_sets(sets)]) == 0
+    out = capsys.readouterr().out
+    assert "IDM driver" in out and "crash rate" in out and "speed" in out
+
+
+def test_evaluate_and_watch_take_a_recipe_run(recipe_run, tmp_path, capsys):
+    assert main(["evaluate", "--run", str(recipe_run), "--episodes", "1", "--runs-dir", str(tmp_path), "-q"]) == 0
+    assert "1 episodes: return" in capsys.readouterr().out
+    video = tmp_path / "driver.gif"
+    assert main(["watch", "--run", str(recipe_run), "--out", str(video), "-q"]) == 0
+    assert video.stat().st_size > 0
+
+
+def test_an_interrupted_recipe_resumes_at_the_next_round(recipe_run, tmp_path):
+    import shutil
+
+    run = tmp_path / recipe_run.name
+    shutil.copytree(recipe_run, run)
+    rounds = json.loads((run / "student" / "rounds.json").read_text())
+    (run / "student" / "rounds.json").write_text(json.dumps(rounds[:1]))  # as if stopped during round 1
+    for name in ("model.zip", "metrics.json"):
+        (run / name).unlink()
+    assert main(["train-agent", "--resume", str(run), "-q"]) == 0
+    resumed = json.loads((run / "student" / "rounds.json").read_text())
+    assert [r["round"] for r in resumed] == [0, 1] and resumed[0] == rounds[0]
+    assert resumed[1]["samples"] == rounds[1]["samples"]  # round 0's data was reloaded, not lost
+    assert (run / "model.zip").is_file() and (run / "metrics.json").is_file()
+    assert (run / "command.txt").read_text().count("drive") >= 1
+
+
+def test_a_finished_recipe_run_is_not_resumed(recipe_run, capsys):
+    assert main(["train-agent", "--resume", str(recipe_run), "-q"]) == 2
+    assert "is finished" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--recipe", "pilot"], "valid: driver"),
+        (["--recipe", "driver", "--backend", "highway-env"], "needs env.backend 'batched'"),
+        (["--recipe", "driver", "--algo", "dqn"], "needs algo.name 'ppo'"),
+        (["--recipe", "driver", "--set", "recipe.student.rounds=0"], "recipe.student.rounds must be at least 1"),
+        (["--recipe", "driver", "--set", "recipe.student.epochs=3"], "unknown config key 'recipe.student.epochs'"),
+        (["--recipe", "driver", "--set", "recipe.teacher.aggregate=min"], "valid: max, mean"),
+    ],
+)
+def test_bad_recipe_input_is_one_line_and_exit_2(args, message, tmp_path, capsys):
+    runs = tmp_path / "runs"
+    assert main(["train-agent", *args, "--runs-dir", str(runs), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert not runs.exists()
