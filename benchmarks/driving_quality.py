@@ -110,11 +110,15 @@ def mean_sd(values: list[float]) -> str:
 
 def table(results: dict) -> str:
     lines = [
-        "| driver | seeds | minutes | env steps | return | crash rate | speed (m/s) | dense: return | crash rate | speed |",
+        "| driver | seeds | minutes | env steps | return | crash rate | speed (m/s) "
+        "| dense: return | crash rate | speed |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, runs in results.items():
-        get = lambda split, key: [r[split][key] for r in runs]  # noqa: E731
+
+        def get(split: str, key: str, runs: list[dict] = runs) -> list[float]:
+            return [r[split][key] for r in runs]
+
         minutes = [r.get("minutes", 0.0) for r in runs]
         steps = [r.get("env_steps", 0) for r in runs]
         lines.append(
@@ -189,7 +193,8 @@ def main() -> None:
         for seed in args.anchor_seeds if args.anchor_seeds is not None else args.seeds:
             label = f"{algo}-{seed}"
             started = time.time()
-            run, elapsed = train(args, label, [*cli, "--obs", "pixels", "--seed", str(seed), *periodic], budget, args.out)
+            command = [*cli, "--obs", "pixels", "--seed", str(seed), *periodic]
+            run, elapsed = train(args, label, command, budget, args.out)
             _, _, steps = latest_checkpoint(run)
             policy = policy_of(run, algo)
             entry = {"run": str(run), "minutes": elapsed / 60, "env_steps": steps}

@@ -24,6 +24,9 @@ class BenchRow:
     device: str
     steps_per_s: float
     ratio: float | None = None  # against highway-env, same what and obs
+    # Learning work per env step of a training row: samples through a gradient step (DQN: batch size x
+    # gradient steps per transition; PPO: epochs over each sample). Rows compared by a ratio share it.
+    grad_samples_per_step: float | None = None
 
     def as_record(self) -> dict:
         return asdict(self)
@@ -60,19 +63,35 @@ def batched_steps(obs: str, n_envs: int, device: str, seconds: float) -> float:
     return steps / (time.perf_counter() - start)
 
 
-def training_steps(algo: str, backend: str, n_envs: int, timesteps: int, device: str) -> float:
-    """Env steps per second of SB3 training from pixels, built as ``drive train-agent`` builds it."""
+def training_steps(algo: str, backend: str, n_envs: int, timesteps: int, device: str) -> tuple[float, float]:
+    """Env steps per second of SB3 training from pixels, built as ``drive train-agent`` builds it, and its
+    learning work per env step.
+
+    DQN does one gradient step per transition whatever the number of envs (``gradient_steps=-1``: as many
+    as the transitions of the rollout), so that N envs do not quietly learn N times less per sample.
+    """
     from drive.agents.algos import build_model
     from drive.config import resolve
 
     flags = {"env": {"backend": backend, "n_envs": n_envs}, "train": {"device": device}}
-    config = resolve("highway", algo, "pixels", flags=flags)
+    sets = ["algo.hyperparams.gradient_steps=-1"] if algo == "dqn" else []
+    config = resolve("highway", algo, "pixels", flags=flags, sets=sets)
     venv = make_vec_env("highway", "pixels", n_envs, backend=backend, device=device, seed=0)
     model = build_model(config, venv, device=device)
     model.learn(config.algo.hyperparams.get("learning_starts", 0) + n_envs)  # warm up, fill learning_starts
     start, before = time.perf_counter(), model.num_timesteps
     model.learn(timesteps, reset_num_timesteps=False)
-    return (model.num_timesteps - before) / (time.perf_counter() - start)
+    rate = (model.num_timesteps - before) / (time.perf_counter() - start)
+    return rate, learning_work(algo, config.algo.hyperparams, n_envs)
+
+
+def learning_work(algo: str, hyperparams: dict, n_envs: int) -> float:
+    """Samples through a gradient step per env step."""
+    if algo == "ppo":
+        return float(hyperparams.get("n_epochs", 10))
+    train_freq, steps = hyperparams.get("train_freq", 4), hyperparams.get("gradient_steps", 1)
+    per_rollout = train_freq * n_envs
+    return hyperparams.get("batch_size", 32) * (per_rollout if steps < 0 else steps) / per_rollout
 
 
 def _sync(device: str) -> None:
@@ -101,24 +120,28 @@ def run_bench(quick: bool = False, progress: bool = True) -> list[BenchRow]:
                 say(f"  batched {obs} N={n} {device}: {rate:,.0f} steps/s")
     if not quick:
         for algo, steps in (("ppo", 1024), ("dqn", 512)):
-            rate = training_steps(algo, "highway-env", 4 if algo == "ppo" else 1, steps, "cpu")
+            n_ref = 4 if algo == "ppo" else 1
+            rate, work = training_steps(algo, "highway-env", n_ref, steps, "cpu")
             reference[(f"train-{algo}", "pixels")] = rate
-            rows.append(BenchRow(f"train-{algo}", "highway-env", "pixels", 4 if algo == "ppo" else 1, "cpu", rate, 1.0))
-            say(f"  train-{algo} highway-env: {rate:,.1f} steps/s")
+            rows.append(BenchRow(f"train-{algo}", "highway-env", "pixels", n_ref, "cpu", rate, 1.0, work))
+            say(f"  train-{algo} highway-env: {rate:,.1f} steps/s, {work:g} gradient samples per step")
             for device in devices:
                 n = 64
-                rate = training_steps(algo, "batched", n, 8192 if algo == "ppo" else 4096, device)
+                rate, work = training_steps(algo, "batched", n, 8192 if algo == "ppo" else 2048, device)
                 ratio = rate / reference[(f"train-{algo}", "pixels")]
-                rows.append(BenchRow(f"train-{algo}", "batched", "pixels", n, device, rate, ratio))
-                say(f"  train-{algo} batched N={n} {device}: {rate:,.1f} steps/s")
+                rows.append(BenchRow(f"train-{algo}", "batched", "pixels", n, device, rate, ratio, work))
+                say(f"  train-{algo} batched N={n} {device}: {rate:,.1f} steps/s, {work:g} gradient samples per step")
     return rows
 
 
 def format_table(rows: list[BenchRow]) -> str:
-    lines = [f"{'what':<10} {'backend':<12} {'obs':<11} {'n_envs':>6} {'device':>6} {'steps/s':>12} {'ratio':>8}"]
+    head = f"{'what':<10} {'backend':<12} {'obs':<11} {'n_envs':>6} {'device':>6} {'steps/s':>12} {'ratio':>8}"
+    lines = [head + f" {'grad samples/step':>18}"]
     for r in rows:
         ratio = f"{r.ratio:.1f}x" if r.ratio is not None else ""
+        work = f"{r.grad_samples_per_step:g}" if r.grad_samples_per_step is not None else ""
         lines.append(
             f"{r.what:<10} {r.backend:<12} {r.obs:<11} {r.n_envs:>6} {r.device:>6} {r.steps_per_s:>12,.1f} {ratio:>8}"
+            f" {work:>18}"
         )
     return "\n".join(lines)

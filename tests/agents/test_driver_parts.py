@@ -22,7 +22,7 @@ def _episodes(venv, act, n):
         for i in np.flatnonzero(dones & ~done):
             results[i] = (infos[i]["episode"]["r"], infos[i]["episode"]["crashed"])
         done |= dones
-    returns, crashed = zip(*(results[i] for i in range(n)))
+    returns, crashed = zip(*(results[i] for i in range(n)), strict=True)
     return np.mean(returns), np.mean(crashed)
 
 
@@ -61,35 +61,38 @@ def test_the_distillation_loss_accepts_any_good_action_and_punishes_costly_ones(
 
 
 class LaneTeacher:
-    """A teacher whose best action is read off the road: keep right (LANE_RIGHT) until the rightmost lane."""
+    """A teacher whose best action is read off the road: towards the middle of the four lanes. It drives at
+    random among lane changes and IDLE, so that the states cover every lane."""
 
-    def __init__(self, lanes):
-        self.lanes = lanes
+    def __init__(self, seed=0):
+        self.rng = torch.Generator().manual_seed(seed)
 
     def action_values(self, sim):
         values = torch.zeros(sim.num_envs, 5)
-        rightmost = sim.state.lane[:, 0] == self.lanes - 1
-        values[torch.arange(sim.num_envs), torch.where(rightmost, C.IDLE, C.LANE_RIGHT)] = 1.0
+        right_half = sim.state.lane[:, 0] >= 2
+        values[torch.arange(sim.num_envs), torch.where(right_half, C.LANE_LEFT, C.LANE_RIGHT)] = 1.0
         return values
 
     def choose(self, values):
-        return values.argmax(-1)
+        return torch.tensor([C.LANE_LEFT, C.IDLE, C.LANE_RIGHT])[torch.randint(3, (len(values),), generator=self.rng)]
 
 
 def test_dagger_fits_a_pixel_student_to_its_teacher_on_held_out_states():
     torch.manual_seed(0)
-    config = resolve("highway", "ppo", "pixels", sets=["algo.encoder.name=compact", "algo.encoder.features_dim=64"])
+    sets = ["algo.encoder.name=compact", "algo.encoder.features_dim=64", "algo.hyperparams.learning_rate=0.001"]
+    config = resolve("highway", "ppo", "pixels", sets=sets)
     venv = make_vec_env("highway", "pixels", 32, backend="batched", seed=5)
     venv.reset()
     model = build_model(config, venv, device="cpu")
-    teacher, generator = LaneTeacher(lanes=4), torch.Generator().manual_seed(0)
+    teacher, generator = LaneTeacher(), torch.Generator().manual_seed(0)
     train, held_out = Dataset.empty(), Dataset.empty()
     collect(venv, teacher, model.policy, 8, 1.0, train, generator)
     collect(venv, teacher, model.policy, 3, 1.0, held_out, generator)
     frames, values = held_out.arrays()
     before = agreement(model.policy, frames, values, tolerance=0.02)
-    fit(model.policy, train, updates=60, batch_size=64, generator=generator, tolerance=0.02, regret_weight=1.0)
+    fit(model.policy, train, updates=150, batch_size=64, generator=generator, tolerance=0.02, regret_weight=1.0)
     after = agreement(model.policy, frames, values, tolerance=0.02)
+    assert 0.2 < (values[:, C.LANE_LEFT] == 1).mean() < 0.8  # both labels are common
     assert after >= 0.9 and after > before + 0.2
 
 
@@ -99,7 +102,7 @@ def test_student_driving_mixes_in_the_teacher_with_probability_beta():
     config = resolve("highway", "ppo", "pixels", sets=["algo.encoder.name=compact", "algo.encoder.features_dim=16"])
     model = build_model(config, venv, device="cpu")
     data = Dataset.empty()
-    stats = collect(venv, LaneTeacher(4), model.policy, 2, 0.0, data, torch.Generator().manual_seed(0))
+    stats = collect(venv, LaneTeacher(), model.policy, 2, 0.0, data, torch.Generator().manual_seed(0))
     frames, values = data.arrays()
     assert frames.shape == (32, 4, 128, 64) and frames.dtype == np.uint8 and values.shape == (32, 5)
     assert stats.summary()["episodes"] == len(stats.returns)

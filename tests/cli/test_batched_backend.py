@@ -69,3 +69,14 @@ def test_bench_quick_writes_json_records(tmp_path):
     assert {("env", "highway-env", "pixels", 1, "cpu"), ("env", "batched", "pixels", 1024, "cpu")} <= keys
     rates = {r["backend"]: r["steps_per_s"] for r in records if r["device"] == "cpu"}
     assert rates["batched"] > 10 * rates["highway-env"]  # measured ~200x; 10x leaves room for a noisy CI machine
+
+
+def test_bench_training_rows_compare_equal_learning_work_per_sample():
+    from drive.bench import learning_work
+
+    preset = {"batch_size": 32, "train_freq": 1, "gradient_steps": 1}
+    one_env = learning_work("dqn", preset, n_envs=1)
+    many_envs_default = learning_work("dqn", preset, n_envs=64)
+    many_envs_matched = learning_work("dqn", {**preset, "gradient_steps": -1}, n_envs=64)
+    assert one_env == many_envs_matched == 32 and many_envs_default == 0.5
+    assert learning_work("ppo", {"n_epochs": 4}, n_envs=64) == 4
