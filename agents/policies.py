@@ -143,9 +143,7 @@ def policy_source(
         config = read_run_config(run)
         model = run / "model.zip"
         if not model.is_file():
-            from drive.runs import latest_checkpoint
-
-            model = latest_checkpoint(run)[0]
+            model = _newest_model(run, config)
         checkpoint = model
         label = run.name
     else:
@@ -162,3 +160,17 @@ def policy_source(
     if env and env != config.env.name:
         raise DriveError(f"{label} was trained on env {config.env.name!r}, not {env!r}; valid: {config.env.name}")
     return PolicySource(label, config.env.name, config.env.obs, dict(config.env.config), checkpoint, config.algo.name)
+
+
+def _newest_model(run: Path, config) -> Path:
+    """A stopped run's newest model: its last checkpoint, or a recipe's last finished round."""
+    from drive.runs import latest_checkpoint
+
+    if config.recipe.name:
+        from drive.agents.recipe import newest_round_model
+
+        found = newest_round_model(run)
+        if found is None:
+            raise DriveError(f"recipe run {str(run)!r} has no finished round yet; resume it with --resume")
+        return found
+    return latest_checkpoint(run)[0]

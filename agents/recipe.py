@@ -24,7 +24,7 @@ import torch
 from stable_baselines3.common.logger import configure
 from tqdm.auto import tqdm
 
-from drive.agents.algos import build_model
+from drive.agents.algos import apply_freeze, build_model
 from drive.agents.callbacks import EVAL_SEED
 from drive.agents.dagger import Dataset, collect, fit
 from drive.agents.evaluation import evaluate, records_as_dicts, summarize
@@ -56,19 +56,40 @@ def resume_recipe(config: RunConfig, run: Path, progress: bool) -> Path:
     if rounds:
         model = load_model(_round_model(run, len(rounds) - 1), "ppo", device=config.train.device)
         check_spaces(model, venv, f"run {run.name}")
+        apply_freeze(model, config)
     else:
         model = build_model(config, venv, device=config.train.device)
     dataset = Dataset.empty()
     for k in range(len(rounds)):
-        with np.load(run / "student" / f"data_{k:02d}.npz") as data:
-            dataset.add(data["frames"], data["values"])
+        dataset.add(*_read_data(run, k))
     write_run_files(run, config)
     return _run(config, run, venv, model, dataset, rounds, progress)
 
 
 def read_rounds(run: Path) -> list[dict]:
+    """The finished rounds' records (none before the first round ends)."""
     path = run / "student" / ROUNDS_FILE
-    return json.loads(path.read_text()) if path.is_file() else []
+    if not path.is_file():
+        return []
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError:
+        raise DriveError(f"{str(path)!r} is not valid JSON; restore it or start a new run") from None
+
+
+def newest_round_model(run: Path) -> Path | None:
+    """The student of the last finished round, if any: what a stopped recipe run has to show."""
+    rounds = read_rounds(run)
+    return _round_model(run, len(rounds) - 1) if rounds else None
+
+
+def _read_data(run: Path, k: int) -> tuple[np.ndarray, np.ndarray]:
+    path = run / "student" / f"data_{k:02d}.npz"
+    try:
+        with np.load(path) as data:
+            return data["frames"], data["values"]
+    except (OSError, KeyError, ValueError) as err:
+        raise DriveError(f"round {k}'s data {str(path)!r} is missing or unreadable ({type(err).__name__})") from None
 
 
 def _make_venv(config: RunConfig):
@@ -95,23 +116,22 @@ def _run(config: RunConfig, run: Path, venv, model, dataset: Dataset, rounds: li
     (run / "student").mkdir(exist_ok=True)
     total = student.rounds * student.steps_per_round * n_envs
     done = len(rounds) * student.steps_per_round * n_envs
-    with tqdm(total=total, initial=done, desc="driver", unit="step", disable=not progress) as bar:
-        for k in range(len(rounds), student.rounds):
-            try:
+    try:
+        with tqdm(total=total, initial=done, desc="driver", unit="step", disable=not progress) as bar:
+            for k in range(len(rounds), student.rounds):
                 record = _round(config, k, venv, teacher, model, dataset, bar)
-            except KeyboardInterrupt:
-                command = shlex.join(["drive", "train-agent", "--resume", str(run)])
-                raise TrainingInterrupted(
-                    f"interrupted in round {k} of {student.rounds}; rounds 0 to {k - 1} are saved; "
-                    f"resume with: {command}"
-                ) from None
-            record["seconds_total"] = record["seconds"] + (rounds[-1]["seconds_total"] if rounds else 0.0)
-            _save_round(run, k, model, dataset, record, rounds, config)
-            _log_round(logger, record)
-            bar.set_postfix(round=k, agree=f"{record['fit']['agreement']:.2f}")
-    model.save(run / "model.zip")
-    _final_evaluation(config, run, model, logger, rounds)
-    logger.close()
+                record["seconds_total"] = record["seconds"] + (rounds[-1]["seconds_total"] if rounds else 0.0)
+                _save_round(run, k, model, dataset, record, rounds, config)
+                _log_round(logger, record)
+                bar.set_postfix(round=k, agree=f"{record['fit']['agreement']:.2f}")
+        model.save(run / "model.zip")
+        _final_evaluation(config, run, model, logger, rounds)
+    except KeyboardInterrupt:
+        command = shlex.join(["drive", "train-agent", "--resume", str(run)])
+        saved = f"rounds 0 to {len(rounds) - 1} of {student.rounds} are saved" if rounds else "no round had finished"
+        raise TrainingInterrupted(f"interrupted; {saved}; resume with: {command}") from None
+    finally:
+        logger.close()
     return run
 
 
@@ -195,4 +215,4 @@ def _final_evaluation(config: RunConfig, run: Path, model, logger, rounds: list[
     )
 
 
-__all__ = ["read_rounds", "resume_recipe", "train_recipe"]
+__all__ = ["newest_round_model", "read_rounds", "resume_recipe", "train_recipe"]

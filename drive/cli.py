@@ -60,7 +60,7 @@ def train_agent(
     runs_dir: RunsDir = Path("runs"),
     quiet: Quiet = False,
 ) -> None:
-    """Train DQN or PPO on a scenario; writes runs/<env>-<algo>-<timestamp>/."""
+    """Train DQN or PPO on a scenario, or a recipe; writes runs/<env>-<algo or recipe>-<timestamp>/."""
     from drive.agents.training import resume as resume_run
     from drive.agents.training import train
     from drive.config import resolve
@@ -89,6 +89,10 @@ def train_agent(
             )
         run = resume_run(resume, timesteps, progress=not quiet)
     else:
+        if recipe is not None and timesteps is not None:
+            raise DriveError(
+                "a recipe is budgeted in rounds, not --timesteps; drop it (e.g. --set recipe.student.rounds=8)"
+            )
         flags = _flags(backend=backend, n_envs=n_envs, timesteps=timesteps, seed=seed, device=device)
         if encoder is not None or freeze_encoder:
             flags["algo"] = {"encoder": {"pretrained": str(encoder or ""), "freeze": freeze_encoder}}
@@ -248,7 +252,7 @@ def pretrain(
     frames: Annotated[Path, typer.Option(help="Frame store from drive collect-frames.")],
     out: Annotated[Path | None, typer.Option(help="Output folder (default: runs/pretrain-<method>-<time>).")] = None,
     method: Annotated[str, typer.Option(help="atc (augmented temporal contrast).")] = "atc",
-    encoder: Annotated[str, typer.Option(help="nature or resnet.")] = "nature",
+    encoder: Annotated[str, typer.Option(help="nature, resnet or compact.")] = "nature",
     features_dim: Annotated[int, typer.Option(help="Encoder output size.")] = 512,
     epochs: Annotated[int, typer.Option(help="Passes over the frames.")] = 5,
     batch_size: Annotated[int, typer.Option(help="Pairs per batch (the contrastive negatives).")] = 128,

@@ -1,7 +1,8 @@
 """Run configuration: frozen dataclasses filled from YAML presets by a strict loader.
 
 Resolution order, later wins: dataclass defaults < ``configs/algo/<algo>-<obs>.yaml`` <
-``configs/env/<env>.yaml`` < ``--config FILE`` < command-line flags < ``--set a.b=value``.
+``configs/env/<env>.yaml`` < ``configs/recipes/<recipe>.yaml`` (with ``--recipe``) < ``--config FILE`` <
+command-line flags < ``--set a.b=value``.
 Unknown keys and values of the wrong type are refused with one line naming the key and the valid ones.
 """
 
@@ -31,7 +32,7 @@ class EnvConfig:
 
 @dataclass(frozen=True)
 class EncoderConfig:
-    name: str = "nature"  # nature or resnet; used with pixels only
+    name: str = "nature"  # nature, resnet or compact; used with pixels only
     features_dim: int = 512
     pretrained: str = ""  # an encoder.pt from drive pretrain: its weights (and architecture) start the agent
     freeze: bool = False  # keep the pretrained encoder's weights fixed while the agent learns
@@ -220,6 +221,12 @@ def resolve(
     tree = merge(tree, load_preset("algo", f"{algo}-{obs}"))
     tree = merge(tree, env_preset)
     tree = merge(tree, recipe_tree)
+    user = merge(load_file(config_file) if config_file is not None else {}, parse_set(sets or []))
+    if "recipe" in user and not recipe:
+        valid = ", ".join(preset_names("recipes"))
+        raise DriveError(f"recipe.* keys need a recipe: give --recipe NAME (valid: {valid})")
+    if recipe and isinstance(user.get("recipe"), dict) and user["recipe"].get("name", recipe) != recipe:
+        raise DriveError(f"recipe.name is set by --recipe ({recipe!r}); drop recipe.name")
     if config_file is not None:
         tree = merge(tree, load_file(config_file))
     tree = merge(tree, {"env": {"name": env, "obs": obs}, "algo": {"name": algo}})
@@ -281,6 +288,17 @@ def validate_recipe(config: RunConfig) -> None:
     for key, value in positive.items():
         if value < 1:
             raise DriveError(f"{key} must be at least 1, got {value}")
+    non_negative = {
+        "recipe.teacher.tie": recipe.teacher.tie,
+        "recipe.teacher.crash_penalty": recipe.teacher.crash_penalty,
+        "recipe.student.tolerance": recipe.student.tolerance,
+        "recipe.student.regret_weight": recipe.student.regret_weight,
+    }
+    for key, value in non_negative.items():
+        if value < 0:
+            raise DriveError(f"{key} must be at least 0, got {value}")
+    if not 1 <= recipe.teacher.commit <= recipe.teacher.horizon:
+        raise DriveError(f"recipe.teacher.commit must be between 1 and the horizon, got {recipe.teacher.commit}")
     if not recipe.teacher.continuations:
         raise DriveError(f"recipe.teacher.continuations must name at least one of {', '.join(ACTION_NAMES)}")
     for key, value in (

@@ -61,16 +61,17 @@ def test_the_distillation_loss_accepts_any_good_action_and_punishes_costly_ones(
 
 
 class LaneTeacher:
-    """A teacher whose best action is read off the road: towards the middle of the four lanes. It drives at
-    random among lane changes and IDLE, so that the states cover every lane."""
+    """A teacher whose best action is read off the road: LANE_LEFT in the rightmost of highway-fast's three
+    lanes, LANE_RIGHT elsewhere. It drives at random among lane changes and IDLE, so that the states cover
+    every lane."""
 
     def __init__(self, seed=0):
         self.rng = torch.Generator().manual_seed(seed)
 
     def action_values(self, sim):
         values = torch.zeros(sim.num_envs, 5)
-        right_half = sim.state.lane[:, 0] >= 2
-        values[torch.arange(sim.num_envs), torch.where(right_half, C.LANE_LEFT, C.LANE_RIGHT)] = 1.0
+        rightmost = sim.state.lane[:, 0] >= 2
+        values[torch.arange(sim.num_envs), torch.where(rightmost, C.LANE_LEFT, C.LANE_RIGHT)] = 1.0
         return values
 
     def choose(self, values):
@@ -87,6 +88,8 @@ def test_dagger_fits_a_pixel_student_to_its_teacher_on_held_out_states():
     teacher, generator = LaneTeacher(), torch.Generator().manual_seed(0)
     train, held_out = Dataset.empty(), Dataset.empty()
     collect(venv, teacher, model.policy, 8, 1.0, train, generator)
+    venv.seed(999)  # held-out states from other traffic
+    venv.reset()
     collect(venv, teacher, model.policy, 3, 1.0, held_out, generator)
     frames, values = held_out.arrays()
     before = agreement(model.policy, frames, values, tolerance=0.02)
@@ -96,16 +99,30 @@ def test_dagger_fits_a_pixel_student_to_its_teacher_on_held_out_states():
     assert after >= 0.9 and after > before + 0.2
 
 
-def test_student_driving_mixes_in_the_teacher_with_probability_beta():
+class SlowerTeacher(LaneTeacher):
+    def choose(self, values):
+        return torch.full((len(values),), C.SLOWER)
+
+
+@pytest.mark.parametrize(("beta", "low", "high"), [(0.0, 0.0, 0.0), (0.5, 0.3, 0.7), (1.0, 1.0, 1.0)])
+def test_the_teacher_drives_each_step_with_probability_beta(beta, low, high):
     venv = make_vec_env("highway", "pixels", 16, backend="batched", seed=1)
     venv.reset()
     config = resolve("highway", "ppo", "pixels", sets=["algo.encoder.name=compact", "algo.encoder.features_dim=16"])
     model = build_model(config, venv, device="cpu")
+    with torch.no_grad():  # a student that always says LANE_LEFT
+        model.policy.action_net.weight.zero_()
+        model.policy.action_net.bias.copy_(torch.tensor([10.0, 0, 0, 0, 0]))
+    sent = []
+    step_async = venv.step_async
+    venv.step_async = lambda actions: (sent.append(np.asarray(actions).copy()), step_async(actions))[1]
     data = Dataset.empty()
-    stats = collect(venv, LaneTeacher(), model.policy, 2, 0.0, data, torch.Generator().manual_seed(0))
+    collect(venv, SlowerTeacher(), model.policy, 4, beta, data, torch.Generator().manual_seed(0))
+    actions = np.concatenate(sent)
+    assert set(np.unique(actions)) <= {C.LANE_LEFT, C.SLOWER}
+    assert low <= (actions == C.SLOWER).mean() <= high
     frames, values = data.arrays()
-    assert frames.shape == (32, 4, 128, 64) and frames.dtype == np.uint8 and values.shape == (32, 5)
-    assert stats.summary()["episodes"] == len(stats.returns)
+    assert frames.shape == (64, 4, 128, 64) and frames.dtype == np.uint8 and values.shape == (64, 5)
 
 
 @pytest.mark.parametrize("bad", ["recipe.student.rounds=0", "recipe.teacher.continuations=[IDLE,BRAKE]"])

@@ -32,6 +32,7 @@ def test_train_agent_prints_where_the_logs_went(trained_run, capsys, tmp_path):
     out = capsys.readouterr().out
     (run,) = runs.iterdir()
     assert f"run folder: {run}" in out and f"TensorBoard logs: {run / 'tb'}" in out
+    assert "IDM driver" in out and "crash rate" in out  # the verdict beside the rule-based driver
     assert {"config.yaml", "command.txt", "versions.json", "tb", "checkpoints", "model.zip", "metrics.json"} <= {
         p.name for p in run.iterdir()
     }

@@ -79,6 +79,18 @@ def test_an_interrupted_recipe_resumes_at_the_next_round(recipe_run, tmp_path):
     assert (run / "model.zip").is_file() and (run / "metrics.json").is_file()
 
 
+def test_a_stopped_recipe_run_is_evaluated_from_its_last_finished_round(recipe_run, tmp_path, capsys):
+    import shutil
+
+    run = tmp_path / recipe_run.name
+    shutil.copytree(recipe_run, run)
+    (run / "model.zip").unlink()
+    assert main(["evaluate", "--run", str(run), "--episodes", "1", "--runs-dir", str(tmp_path / "e"), "-q"]) == 0
+    (run / "student" / "rounds.json").unlink()
+    assert main(["evaluate", "--run", str(run), "--episodes", "1", "--runs-dir", str(tmp_path / "e"), "-q"]) == 2
+    assert "has no finished round yet" in capsys.readouterr().err
+
+
 def test_a_finished_recipe_run_is_not_resumed(recipe_run, capsys):
     assert main(["train-agent", "--resume", str(recipe_run), "-q"]) == 2
     assert "is finished" in capsys.readouterr().err
@@ -93,6 +105,10 @@ def test_a_finished_recipe_run_is_not_resumed(recipe_run, capsys):
         (["--recipe", "driver", "--set", "recipe.student.rounds=0"], "recipe.student.rounds must be at least 1"),
         (["--recipe", "driver", "--set", "recipe.student.epochs=3"], "unknown config key 'recipe.student.epochs'"),
         (["--recipe", "driver", "--set", "recipe.teacher.aggregate=min"], "valid: max, mean"),
+        (["--recipe", "driver", "--set", "recipe.teacher.commit=0"], "recipe.teacher.commit must be between 1"),
+        (["--recipe", "driver", "--set", "recipe.student.tolerance=-1"], "recipe.student.tolerance must be at least 0"),
+        (["--set", "recipe.student.rounds=3"], "recipe.* keys need a recipe: give --recipe NAME (valid: driver)"),
+        (["--recipe", "driver", "--timesteps", "5000"], "a recipe is budgeted in rounds"),
     ],
 )
 def test_bad_recipe_input_is_one_line_and_exit_2(args, message, tmp_path, capsys):
