@@ -285,18 +285,16 @@ def validate_recipe(config: RunConfig) -> None:
         "recipe.student.updates_per_round": recipe.student.updates_per_round,
         "recipe.student.batch_size": recipe.student.batch_size,
     }
-    for key, value in positive.items():
-        if value < 1:
-            raise DriveError(f"{key} must be at least 1, got {value}")
     non_negative = {
         "recipe.teacher.tie": recipe.teacher.tie,
         "recipe.teacher.crash_penalty": recipe.teacher.crash_penalty,
         "recipe.student.tolerance": recipe.student.tolerance,
         "recipe.student.regret_weight": recipe.student.regret_weight,
     }
-    for key, value in non_negative.items():
-        if value < 0:
-            raise DriveError(f"{key} must be at least 0, got {value}")
+    for low, values in ((1, positive), (0, non_negative)):
+        for key, value in values.items():
+            if value < low:
+                raise DriveError(f"{key} must be at least {low}, got {value}")
     if not 1 <= recipe.teacher.commit <= recipe.teacher.horizon:
         raise DriveError(f"recipe.teacher.commit must be between 1 and the horizon, got {recipe.teacher.commit}")
     if not recipe.teacher.continuations:
