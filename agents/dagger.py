@@ -112,8 +112,13 @@ def distill_loss(logits: torch.Tensor, values: torch.Tensor, tolerance: float, r
     set_nll = -torch.logsumexp(log_p.masked_fill(~good, -torch.inf), -1)
     expected_regret = (log_p.exp() * regret).sum(-1)
     loss = (set_nll + regret_weight * expected_regret).mean()
-    chosen_good = good.gather(1, logits.argmax(-1, keepdim=True)).squeeze(1)
-    return loss, chosen_good
+    return loss, good_choice(values, logits.argmax(-1), tolerance)
+
+
+def good_choice(values: torch.Tensor, actions: torch.Tensor, tolerance: float) -> torch.Tensor:
+    """Whether each action is within ``tolerance`` of the teacher's best value."""
+    chosen = values.gather(1, actions[:, None]).squeeze(1)
+    return values.max(-1).values - chosen <= tolerance
 
 
 def fit(
@@ -150,7 +155,5 @@ def agreement(policy, frames: np.ndarray, values: np.ndarray, tolerance: float, 
     hits = 0
     for start in range(0, len(values), batch_size):
         chosen = student_actions(policy, torch.from_numpy(frames[start : start + batch_size])).cpu()
-        batch = torch.from_numpy(values[start : start + batch_size])
-        regret = batch.max(-1).values - batch.gather(1, chosen[:, None]).squeeze(1)
-        hits += int((regret <= tolerance).sum())
+        hits += int(good_choice(torch.from_numpy(values[start : start + batch_size]), chosen, tolerance).sum())
     return hits / max(len(values), 1)

@@ -39,16 +39,16 @@ class Planner:
         then = torch.tensor(continuations, device=sim.device).repeat(len(ACTIONS))
         self.first, self.then = first.repeat(sim.num_envs), then.repeat(sim.num_envs)  # (N * branches,)
         self.rank = torch.tensor([PREFERENCE.index(a) for a in ACTIONS], device=sim.device)
+        self.source = torch.arange(sim.num_envs, device=sim.device).repeat_interleave(self.branches)  # env of a branch
 
     @torch.no_grad()
     def action_values(self, sim: BatchedHighway) -> torch.Tensor:
         """Discounted rewards of the best branch after each first action, a crash costing ``crash_penalty``
         more; a branch stops at its episode's end."""
         config, model = self.config, self.model
-        index = torch.arange(self.num_envs, device=sim.device).repeat_interleave(self.branches)
-        model.state = sim.state.select(index).clone()
-        value = torch.zeros(len(index), dtype=torch.float64, device=sim.device)
-        alive = torch.ones(len(index), dtype=torch.bool, device=sim.device)
+        model.state = sim.state.select(self.source)  # indexing by a tensor copies: the real state stays as it is
+        value = torch.zeros(len(self.source), dtype=torch.float64, device=sim.device)
+        alive = torch.ones(len(self.source), dtype=torch.bool, device=sim.device)
         for t in range(config.horizon):
             reward, terminated, truncated, terms = model.advance(self.first if t < config.commit else self.then)
             step_value = reward.double() - config.crash_penalty * terms["collision_reward"].double()

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from contextlib import closing
+
 from drive.agents.baselines import IDMPolicy
 from drive.agents.callbacks import EVAL_SEED
 from drive.agents.evaluation import evaluate, summarize
 from drive.envs import make_env
+from drive.errors import DriveError
 
 ROWS = (
     ("mean_return", "return", "{:.2f}"),
@@ -15,14 +18,15 @@ ROWS = (
 
 
 def idm_summary(config, episodes: int) -> dict | None:
-    """IDM/MOBIL on the evaluation seeds the agent was judged on (None where it cannot drive the scenario)."""
-    if config.env.name not in ("highway", "merge", "roundabout", "intersection"):
-        return None
-    env = make_env(config.env.name, "kinematics", config=config.env.config)  # IDM reads the road, not the obs
-    try:
-        return summarize(evaluate(env, IDMPolicy(env), episodes, EVAL_SEED))
-    finally:
-        env.close()
+    """IDM/MOBIL on the evaluation seeds the agent was judged on (None where it cannot drive the scenario:
+    ``IDMPolicy`` refuses continuous actions)."""
+    # IDM reads the road, not the observation: the cheap kinematics preset will do.
+    with closing(make_env(config.env.name, "kinematics", config=config.env.config)) as env:
+        try:
+            idm = IDMPolicy(env)
+        except DriveError:
+            return None
+        return summarize(evaluate(env, idm, episodes, EVAL_SEED))
 
 
 def verdict_table(agent: dict, idm: dict | None) -> str:

@@ -221,17 +221,18 @@ def resolve(
     tree = merge(tree, load_preset("algo", f"{algo}-{obs}"))
     tree = merge(tree, env_preset)
     tree = merge(tree, recipe_tree)
-    user = merge(load_file(config_file) if config_file is not None else {}, parse_set(sets or []))
+    file_tree = load_file(config_file) if config_file is not None else {}
+    set_tree = parse_set(sets or [])
+    user = merge(file_tree, set_tree)
     if "recipe" in user and not recipe:
         valid = ", ".join(preset_names("recipes"))
         raise DriveError(f"recipe.* keys need a recipe: give --recipe NAME (valid: {valid})")
     if recipe and isinstance(user.get("recipe"), dict) and user["recipe"].get("name", recipe) != recipe:
         raise DriveError(f"recipe.name is set by --recipe ({recipe!r}); drop recipe.name")
-    if config_file is not None:
-        tree = merge(tree, load_file(config_file))
+    tree = merge(tree, file_tree)
     tree = merge(tree, {"env": {"name": env, "obs": obs}, "algo": {"name": algo}})
     tree = merge(tree, flags or {})
-    tree = merge(tree, parse_set(sets or []))
+    tree = merge(tree, set_tree)
     return validate(from_dict(RunConfig, tree))
 
 
