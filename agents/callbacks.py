@@ -14,6 +14,7 @@ from stable_baselines3.common.logger import Video
 
 from drive.agents.evaluation import evaluate, summarize
 from drive.agents.policies import AgentPolicy
+from drive.agents.replay import replay_file_name, save_replay_buffer
 
 EVAL_SEED = 10_000  # evaluation episodes use their own seeds, never the training ones
 
@@ -87,15 +88,17 @@ class RewardTermsCallback(BaseCallback):
 
 
 class CheckpointCallback(BaseCallback):
-    """``checkpoints/model_<N>_steps.zip`` every ``save_freq`` env steps, with the replay buffer beside it.
+    """``checkpoints/model_<N>_steps.zip`` every ``save_freq`` env steps, with the replay buffer beside it
+    (``save_replay``; only its filled rows, compressed: see ``drive.agents.replay``).
 
-    Only the newest replay buffer is kept: a pixel replay buffer is about a gigabyte.
+    Only the newest replay buffer is kept: a pixel replay buffer holds up to a gigabyte.
     """
 
-    def __init__(self, folder: Path, save_freq: int):
+    def __init__(self, folder: Path, save_freq: int, save_replay: bool = True):
         super().__init__()
         self.folder = Path(folder)
         self.save_freq = save_freq
+        self.save_replay = save_replay
         self._next = math.inf
 
     def _on_training_start(self) -> None:
@@ -111,11 +114,11 @@ class CheckpointCallback(BaseCallback):
         """Write the checkpoint under a temporary name, then rename: a stop never leaves half a file."""
         steps = self.num_timesteps = self.model.num_timesteps
         self.folder.mkdir(parents=True, exist_ok=True)
-        if getattr(self.model, "replay_buffer", None) is not None:
-            buffer = self.folder / f"model_replay_buffer_{steps}_steps.pkl"
-            self.model.save_replay_buffer(buffer.with_suffix(".partial"))
+        if self.save_replay and getattr(self.model, "replay_buffer", None) is not None:
+            buffer = self.folder / replay_file_name(steps)
+            save_replay_buffer(self.model, buffer.with_suffix(".partial"))
             os.replace(buffer.with_suffix(".partial"), buffer)
-            for old in self.folder.glob("model_replay_buffer_*_steps.pkl"):
+            for old in self.folder.glob(replay_file_name("*")):
                 if old != buffer:
                     old.unlink()
         path = self.folder / f"model_{steps}_steps.zip"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import shlex
 import signal
 import threading
@@ -17,6 +18,7 @@ from drive.agents.algos import ALGOS, adopt_encoder, apply_freeze, build_model, 
 from drive.agents.callbacks import CheckpointCallback, EvalCallback, RewardTermsCallback
 from drive.agents.evaluation import records_as_dicts
 from drive.agents.policies import check_spaces
+from drive.agents.replay import load_replay_buffer
 from drive.agents.verdict import idm_summary
 from drive.config import RunConfig
 from drive.envs import make_env, make_vec_env
@@ -77,8 +79,15 @@ def resume(run: str | Path, timesteps: int | None = None, progress: bool = True)
     if timesteps is not None:
         config = replace(config, train=replace(config.train, timesteps=timesteps))
     checkpoint, replay, steps = latest_checkpoint(run)
-    if steps >= config.train.timesteps:
-        raise DriveError(f"run {str(run)!r} already has {steps} of {config.train.timesteps} steps; pass --timesteps")
+    finished = _finished_at(run) == steps
+    if steps >= config.train.timesteps and (finished or steps > config.train.timesteps):
+        # At exactly the budget without metrics.json, the run stopped after its last checkpoint (in the final
+        # evaluation, say): resuming learns nothing more and finishes the final stage.
+        total = "" if timesteps is None else f" (--timesteps {timesteps} is the new total)"
+        raise DriveError(
+            f"run {str(run)!r} already has {steps} of {config.train.timesteps} steps{total}; "
+            f"to train longer, pass --timesteps with a total above {steps}"
+        )
     train_env, eval_env = make_envs(config)
     from drive.agents.policies import load_model
 
@@ -87,14 +96,22 @@ def resume(run: str | Path, timesteps: int | None = None, progress: bool = True)
     apply_freeze(model, config)
     model.set_env(train_env)
     if replay is not None:
-        model.load_replay_buffer(replay)
+        load_replay_buffer(model, replay)
     write_run_files(run, config)
     return _learn(model, config, run, eval_env, progress, resumed=True)
 
 
+def _finished_at(run: Path) -> int | None:
+    """The step count that ``metrics.json`` was written at (None before the run first finished)."""
+    try:
+        return json.loads((run / "metrics.json").read_text()).get("timesteps")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def _learn(model, config: RunConfig, run: Path, eval_env, progress: bool, resumed: bool = False) -> Path:
     model.set_logger(configure(str(run / "tb"), ["tensorboard", "csv"]))
-    checkpoints = CheckpointCallback(run / "checkpoints", config.train.save_freq)
+    checkpoints = CheckpointCallback(run / "checkpoints", config.train.save_freq, config.train.save_replay_buffer)
     evaluation = EvalCallback(eval_env, config.train.eval_episodes, config.train.eval_freq, config.train.video_steps)
     callbacks = CallbackList([checkpoints, evaluation, RewardTermsCallback()])
     start, steps_before = time.perf_counter(), model.num_timesteps
@@ -106,18 +123,19 @@ def _learn(model, config: RunConfig, run: Path, eval_env, progress: bool, resume
                 reset_num_timesteps=not resumed,
                 progress_bar=progress,
             )
+            seconds = time.perf_counter() - start
+            checkpoints.save()
+            idm = idm_summary(config, config.train.eval_episodes)
     except KeyboardInterrupt:
         checkpoints.save()
         command = shlex.join(["drive", "train-agent", "--resume", str(run)])
         raise TrainingInterrupted(f"interrupted at step {model.num_timesteps}; resume with: {command}") from None
-    seconds = time.perf_counter() - start
-    checkpoints.save()
-    model.save(run / "model.zip")
+    model.save(run / "model.zip")  # model.zip and metrics.json last: together they mark a finished run
     write_metrics(
         run / "metrics.json",
         evaluation.summary or {},
         records_as_dicts(evaluation.records),
-        idm=idm_summary(config, config.train.eval_episodes),
+        idm=idm,
         timesteps=model.num_timesteps,
         train_seconds=seconds,
         steps_per_s=(model.num_timesteps - steps_before) / max(seconds, 1e-9),

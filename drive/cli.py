@@ -25,7 +25,15 @@ app = typer.Typer(
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
 Backend = Annotated[str, typer.Option(help="Simulator: highway-env (the reference) or batched (ours, highway only).")]
 Seed = Annotated[int, typer.Option(help="Seed of the first episode; episode i uses seed + i.")]
-Device = Annotated[str, typer.Option(help="auto, cpu or cuda.")]
+
+
+def _checked_device(value: str | None) -> str | None:
+    from drive.config import check_device
+
+    return value if value is None else check_device(value)
+
+
+Device = Annotated[str, typer.Option(help="auto, cpu or cuda.", callback=_checked_device)]
 RunsDir = Annotated[Path, typer.Option(help="Where run folders are written.")]
 # The policy to evaluate or watch: a run, a checkpoint, or a baseline.
 RunFolder = Annotated[Path | None, typer.Option(help="Run folder of a trained agent.")]
@@ -51,7 +59,7 @@ def train_agent(
     n_envs: Annotated[int | None, typer.Option(help="Parallel envs (default: the algorithm preset's).")] = None,
     timesteps: Annotated[int | None, typer.Option("--timesteps", "-n", help="Env steps in total.")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of the run.")] = None,
-    device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.", callback=_checked_device)] = None,
     config: Annotated[Path | None, typer.Option(help="YAML file merged over the presets.")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="key.path=value override; repeatable.")] = None,
     resume: Annotated[Path | None, typer.Option(help="Run folder to continue from its last checkpoint.")] = None,
@@ -313,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except typer.Exit as done:
         return done.exit_code
-    except typer.Abort:
+    except (typer.Abort, KeyboardInterrupt):  # Ctrl-C before a run folder exists: nothing to save
         typer.echo("aborted", err=True)
         return 130
     except Exception as err:  # usage errors from the CLI library

@@ -55,6 +55,7 @@ class TrainConfig:
     eval_episodes: int = 5
     save_freq: int = 1000  # env steps between checkpoints
     video_steps: int = 40  # policy steps of the evaluation video logged to TensorBoard (0: none)
+    save_replay_buffer: bool = True  # beside each checkpoint (off-policy agents): resume keeps the buffer
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,17 @@ class RunConfig:
 
 CONFIG_DIR = resources.files("drive.configs")
 DEVICES = ("auto", "cpu", "cuda")
+
+
+def check_device(device: str) -> str:
+    """A known device, and ``cuda`` only where torch sees a GPU (else the work would silently run on the CPU)."""
+    check_choice("device", device, DEVICES)
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise DriveError("device 'cuda' was asked for, but torch sees no CUDA GPU; valid here: auto, cpu")
+    return device
 
 
 def preset_names(kind: str) -> list[str]:
@@ -247,7 +259,7 @@ def validate(config: RunConfig) -> RunConfig:
     check_choice("backend", config.env.backend, BACKENDS)
     check_choice("algorithm", config.algo.name, ALGOS)
     check_choice("encoder", config.algo.encoder.name, ENCODERS)
-    check_choice("device", config.train.device, DEVICES)
+    check_device(config.train.device)
     check_hyperparams(config.algo.name, config.algo.hyperparams)
     for key in ("timesteps", "eval_episodes"):
         if getattr(config.train, key) < 1:

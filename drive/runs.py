@@ -62,7 +62,7 @@ def latest_checkpoint(run: str | Path) -> tuple[Path, Path | None, int]:
     if not found:
         raise DriveError(f"run folder {str(run)!r} has no checkpoint in checkpoints/ to resume from")
     steps, model = max(found)
-    replay = folder / f"model_replay_buffer_{steps}_steps.pkl"
+    replay = folder / f"model_replay_buffer_{steps}_steps.pkl.gz"  # as drive.agents.replay writes it
     return model, (replay if replay.is_file() else None), steps
 
 

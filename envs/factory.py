@@ -109,11 +109,10 @@ def resolve_device(device: str) -> str:
     """``auto`` -> cuda when torch sees a GPU, else cpu."""
     import torch
 
-    check_choice("device", device, ("auto", "cpu", "cuda"))
-    if device == "auto":
+    from drive.config import check_device
+
+    if check_device(device) == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise DriveError("device 'cuda' was asked for, but torch sees no CUDA GPU; valid here: auto, cpu")
     return device
 
 

@@ -1,4 +1,4 @@
-"""CNN encoders for uint8 frame stacks ``(stack, H, W)``, usable as SB3 features extractors.
+"""CNN encoders for uint8 frame stacks ``(stack, W, H)`` (highway-env's layout), usable as SB3 features extractors.
 
 Frames are normalised here and only here (``normalize_frames``): policies are built with
 ``normalize_images=False`` so that SB3 does not divide a second time, and an encoder used outside
@@ -23,7 +23,7 @@ class FrameEncoder(BaseFeaturesExtractor):
 
     def __init__(self, observation_space: gym.spaces.Box, features_dim: int, trunk: nn.Module):
         if len(observation_space.shape) != 3:
-            raise ValueError(f"{type(self).__name__} needs frames shaped (stack, H, W), got {observation_space.shape}")
+            raise ValueError(f"{type(self).__name__} needs frames shaped (stack, W, H), got {observation_space.shape}")
         super().__init__(observation_space, features_dim)
         self.trunk = trunk
         with th.no_grad():

@@ -3,8 +3,9 @@
 Method ``atc``, Augmented Temporal Contrast (Stooke et al. 2021, "Decoupling Representation Learning from
 Reinforcement Learning"): the encoder (conv trunk and linear head) embeds an augmented frame stack, a residual
 MLP predicts from it the momentum encoder's embedding of the augmented stack ``gap`` steps later in the same
-episode, and a bilinear InfoNCE loss tells that one apart from the other samples of the batch. The ground truth
-stored beside the frames is read only by the probes logged each epoch.
+episode, and an InfoNCE loss (cosine similarities after a learnt bilinear map) tells that one apart from the
+other samples of the batch. The ground truth stored beside the frames is read only by the probes logged each
+epoch.
 """
 
 from __future__ import annotations

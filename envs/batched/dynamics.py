@@ -1,9 +1,9 @@
 """Vehicle models of highway-env, batched: kinematic bicycle, lane/speed controllers, IDM and MOBIL.
 
-Each function mirrors one highway-env method (named in its docstring). Decisions are made for lists of
-vehicles ("queries": an env index and a vehicle index each), so that work is spent only on the vehicles
-that need it, e.g. MOBIL only for the vehicles whose lane-change timer is due. -1 stands for "no vehicle",
-as highway-env's None.
+Each function mirrors one highway-env method (named in its docstring). Every vehicle of every env is
+computed densely and the decisions are masked (e.g. MOBIL's result is kept only for the vehicles whose
+lane-change timer is due), so that a whole simulation step is one fixed-shape graph that torch.compile can
+fuse. -1 stands for "no vehicle", as highway-env's None.
 """
 
 from __future__ import annotations

@@ -65,8 +65,8 @@ def test_resume_continues_the_step_counter_optimizer_and_replay_buffer(runs_dir)
     assert after.num_timesteps == 120
     assert after._n_updates > before._n_updates  # the update counter carried on
     assert [e.step for e in _tb(run).Scalars("eval/mean_return")][-1] == 120
-    replay = list((run / "checkpoints").glob("model_replay_buffer_*_steps.pkl"))
-    assert [p.name for p in replay] == ["model_replay_buffer_120_steps.pkl"]
+    replay = list((run / "checkpoints").glob("model_replay_buffer_*_steps.pkl.gz"))
+    assert [p.name for p in replay] == ["model_replay_buffer_120_steps.pkl.gz"]
     assert yaml.safe_load((run / "config.yaml").read_text())["train"]["timesteps"] == 120
 
 
@@ -115,3 +115,58 @@ def test_an_interrupted_run_checkpoints_and_resumes(runs_dir, monkeypatch, inter
     resume(run, progress=False)
     assert DQN.load(run / "model.zip").num_timesteps == 90
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handler restored after training
+
+
+def test_a_run_stopped_in_its_final_evaluation_is_finished_by_resume(runs_dir, monkeypatch):
+    from drive.agents import callbacks
+    from drive.agents.training import TrainingInterrupted
+
+    sets = [*TINY_DQN, *SHORT_EPISODES, "train.save_freq=40", "train.eval_freq=1000"]
+    config = resolve("highway", "dqn", "kinematics", flags={"train": {"timesteps": 40}}, sets=sets)
+    with monkeypatch.context() as patch:
+        patch.setattr(callbacks.EvalCallback, "run", lambda self: _sigterm())
+        with pytest.raises(TrainingInterrupted, match="interrupted at step 40"):
+            train(config, runs_dir, progress=False)
+    (run,) = runs_dir.iterdir()
+    assert latest_checkpoint(run)[2] == 40 and not (run / "metrics.json").exists()
+
+    resume(run, progress=False)
+
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["timesteps"] == 40 and metrics["summary"]["episodes"] == 1
+    assert DQN.load(run / "model.zip").num_timesteps == 40
+    with pytest.raises(DriveError, match=r"already has 40 of 40 steps; to train longer, pass --timesteps"):
+        resume(run, progress=False)
+    with pytest.raises(DriveError, match=r"\(--timesteps 30 is the new total\)"):
+        resume(run, timesteps=30, progress=False)
+
+
+def test_checkpoints_keep_only_the_filled_rows_of_the_replay_buffer(runs_dir):
+    sets = [*TINY_DQN, *SHORT_EPISODES, "train.save_freq=40", "train.eval_freq=1000"]
+    sets.append("algo.hyperparams.buffer_size=5000")
+    config = resolve("highway", "dqn", "pixels", flags={"train": {"timesteps": 40}}, sets=sets)
+    run = train(config, runs_dir, progress=False)
+    (buffer,) = (run / "checkpoints").glob("model_replay_buffer_*")
+    full_size = 5000 * 2 * 4 * 128 * 64  # observations and next observations, preallocated
+    assert buffer.stat().st_size < full_size / 100
+
+    model = DQN.load(run / "model.zip")
+    from drive.agents.replay import load_replay_buffer
+
+    load_replay_buffer(model, buffer)
+    assert model.replay_buffer.observations.shape[0] == 5000 and model.replay_buffer.pos == 40
+    assert model.replay_buffer.observations[:40].any() and not model.replay_buffer.observations[40:].any()
+
+    sets.append("train.save_replay_buffer=false")
+    off = resolve("highway", "dqn", "kinematics", flags={"train": {"timesteps": 40}}, sets=sets)
+    assert not list((train(off, runs_dir, progress=False) / "checkpoints").glob("model_replay_buffer_*"))
+
+
+def test_a_corrupt_replay_buffer_is_refused_in_one_line(runs_dir):
+    sets = [*TINY_DQN, *SHORT_EPISODES, "train.save_freq=40", "train.eval_freq=1000"]
+    config = resolve("highway", "dqn", "kinematics", flags={"train": {"timesteps": 40}}, sets=sets)
+    run = train(config, runs_dir, progress=False)
+    _, buffer, _ = latest_checkpoint(run)
+    buffer.write_bytes(b"not a replay buffer")
+    with pytest.raises(DriveError, match=r"replay buffer .* is unreadable \(BadGzipFile\); delete it to resume"):
+        resume(run, timesteps=80, progress=False)

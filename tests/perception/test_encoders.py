@@ -51,5 +51,5 @@ def test_gradients_reach_the_first_convolution():
 
 
 def test_encoder_refuses_a_space_that_is_not_a_frame_stack():
-    with pytest.raises(ValueError, match=r"needs frames shaped \(stack, H, W\), got \(5, 5\)"):
+    with pytest.raises(ValueError, match=r"needs frames shaped \(stack, W, H\), got \(5, 5\)"):
         NatureEncoder(gym.spaces.Box(-1, 1, (5, 5), np.float32))
