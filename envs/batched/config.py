@@ -14,11 +14,10 @@ from drive.errors import DriveError
 VARIANTS = {"highway": "highway-v0", "highway-fast": "highway-fast-v0"}
 
 # Drawn by highway-env's viewer only (the human/rgb render), not by the simulation or the observations.
+# (``scaling`` and ``centering_position`` are not here: GrayscaleObservation falls back on them.)
 RENDER_ONLY = {
     "screen_width",
     "screen_height",
-    "centering_position",
-    "scaling",
     "show_trajectories",
     "render_agent",
     "offscreen_rendering",
@@ -54,6 +53,8 @@ class BatchedConfig:
     offroad_terminal: bool
     others_check_collisions: bool  # highway-fast-v0 checks collisions of the ego only
     observation: dict
+    scaling: float  # the viewer's pixels per metre, and GrayscaleObservation's when its own is unset
+    centering_position: tuple[float, float]  # where the ego is drawn, as a share of the frame (x, y)
 
     @property
     def frames_per_action(self) -> int:
@@ -110,4 +111,6 @@ def batched_config(variant: str = "highway-fast", overrides: dict[str, Any] | No
         offroad_terminal=bool(config["offroad_terminal"]),
         others_check_collisions=variant != "highway-fast",
         observation=observation,
+        scaling=float(config["scaling"]),
+        centering_position=tuple(map(float, config["centering_position"])),
     )

@@ -62,8 +62,9 @@ class FrameObserver:
         o = {**DEFAULTS, **observation}
         self.width, self.height = (int(v) for v in o["observation_shape"])
         self.stack = int(o["stack_size"])
-        self.scaling = float(o["scaling"] or 5.5)  # highway config default "scaling"
-        self.centering = [float(c) for c in (o["centering_position"] or [0.3, 0.5])]
+        # GrayscaleObservation: its own scaling and centering, else the env config's
+        self.scaling = float(o["scaling"] or config.scaling)
+        self.centering = [float(c) for c in (o["centering_position"] or config.centering_position)]
         self.lanes = config.lanes_count
         self.device = device
         weights = np.array(o["weights"], dtype=np.float64)

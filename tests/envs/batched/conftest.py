@@ -8,10 +8,10 @@ from drive.envs.batched.config import VARIANTS
 from drive.envs.batched.oracle import snapshot
 
 
-def collect_transitions(variant: str, episodes: int, observation: dict | None = None):
+def collect_transitions(variant: str, episodes: int, observation: dict | None = None, config: dict | None = None):
     """(state, action, next state, reward, next observation, reward terms) along highway-env episodes;
     even episodes driven by the IDM baseline, odd ones by random actions."""
-    config = {"observation": observation} if observation else {}
+    config = {**(config or {}), **({"observation": observation} if observation else {})}
     env = gym.make(VARIANTS[variant], config=config).unwrapped
     rng = np.random.default_rng(0)
     out = []

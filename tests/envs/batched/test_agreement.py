@@ -71,6 +71,19 @@ def test_frames_match_highway_env_grayscale_observation():
     assert straight.sum() >= 20 and np.array_equal(ours64[straight], ref[straight])
 
 
+def test_frames_follow_the_env_configs_scaling_and_centering():
+    """GrayscaleObservation without its own scaling and centering takes the env config's: so does ours."""
+    observation = {key: value for key, value in PIXELS.items() if key != "scaling"}
+    view = {"scaling": 2.5, "centering_position": [0.5, 0.5]}
+    transitions = collect_transitions("highway-fast", 2, observation=observation, config=view)
+    config = {"observation": observation, **view}
+    sim = BatchedHighway(len(transitions), "highway-fast", config=config, dtype=torch.float64, compile=False)
+    ours = sim.observer.draw(stack_snapshots([t[2] for t in transitions], dtype=torch.float64)).numpy()
+    ref = np.stack([t[4][-1] for t in transitions])
+    straight = np.array([np.all(np.abs(t[2]["heading"]) <= np.deg2rad(2)) for t in transitions])
+    assert straight.sum() >= 10 and np.array_equal(ours[straight], ref[straight])
+
+
 def test_colour_view_matches_highway_env_render():
     """``drive watch --backend batched`` draws our state as highway-env's viewer draws its own."""
     import gymnasium as gym
