@@ -21,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from stable_baselines3.common.logger import configure
 from tqdm.auto import tqdm
 
 from drive.agents.algos import apply_freeze, build_model
@@ -30,12 +29,13 @@ from drive.agents.dagger import Dataset, collect, fit
 from drive.agents.evaluation import evaluate, records_as_dicts, summarize
 from drive.agents.planner import Planner
 from drive.agents.policies import AgentPolicy, check_spaces, load_model
+from drive.agents.run_logger import run_logger
 from drive.agents.training import TrainingInterrupted
 from drive.agents.verdict import idm_summary
 from drive.config import RunConfig
 from drive.envs import make_env, make_vec_env
 from drive.errors import DriveError
-from drive.runs import new_run_dir, write_metrics, write_run_files
+from drive.runs import locked, new_run_dir, write_metrics, write_run_files
 
 ROUNDS_FILE = "rounds.json"
 
@@ -44,8 +44,9 @@ def train_recipe(config: RunConfig, runs_root: str | Path, progress: bool) -> Pa
     venv = _make_venv(config)
     model = build_model(config, venv, device=config.train.device)
     run = new_run_dir(runs_root, f"{config.env.name}-{config.recipe.name}")
-    write_run_files(run, config)
-    return _run(config, run, venv, model, Dataset.empty(), [], progress)
+    with locked(run):
+        write_run_files(run, config)
+        return _run(config, run, venv, model, Dataset.empty(), [], progress)
 
 
 def resume_recipe(config: RunConfig, run: Path, progress: bool) -> Path:
@@ -112,7 +113,7 @@ def _round_model(run: Path, k: int) -> Path:
 def _run(config: RunConfig, run: Path, venv, model, dataset: Dataset, rounds: list[dict], progress: bool) -> Path:
     student, n_envs = config.recipe.student, venv.num_envs
     teacher = Planner(venv.sim, config.recipe.teacher)
-    logger = configure(str(run / "tb"), ["tensorboard", "csv"])
+    logger = run_logger(run / "tb")
     (run / "student").mkdir(exist_ok=True)
     total = student.rounds * student.steps_per_round * n_envs
     done = len(rounds) * student.steps_per_round * n_envs

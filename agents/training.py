@@ -12,18 +12,18 @@ from dataclasses import replace
 from pathlib import Path
 
 from stable_baselines3.common.callbacks import CallbackList
-from stable_baselines3.common.logger import configure
 
 from drive.agents.algos import ALGOS, adopt_encoder, apply_freeze, build_model, load_pretrained
 from drive.agents.callbacks import CheckpointCallback, EvalCallback, RewardTermsCallback
 from drive.agents.evaluation import records_as_dicts
 from drive.agents.policies import check_spaces
 from drive.agents.replay import load_replay_buffer
+from drive.agents.run_logger import run_logger
 from drive.agents.verdict import idm_summary
 from drive.config import RunConfig
 from drive.envs import make_env, make_vec_env
 from drive.errors import DriveError
-from drive.runs import latest_checkpoint, new_run_dir, read_run_config, write_metrics, write_run_files
+from drive.runs import latest_checkpoint, locked, new_run_dir, read_run_config, write_metrics, write_run_files
 
 
 class TrainingInterrupted(Exception):
@@ -59,8 +59,9 @@ def train(config: RunConfig, runs_root: str | Path = "runs", progress: bool = Tr
         config = adopt_encoder(config, load_pretrained(config.algo.encoder.pretrained, train_env.observation_space)[1])
     model = build_model(config, train_env, device=config.train.device)
     run = new_run_dir(runs_root, f"{config.env.name}-{config.algo.name}")
-    write_run_files(run, config)
-    return _learn(model, config, run, eval_env, progress)
+    with locked(run):
+        write_run_files(run, config)
+        return _learn(model, config, run, eval_env, progress)
 
 
 def resume(run: str | Path, timesteps: int | None = None, progress: bool = True) -> Path:
@@ -68,6 +69,11 @@ def resume(run: str | Path, timesteps: int | None = None, progress: bool = True)
     run = Path(run)
     if not run.is_dir():
         raise DriveError(f"run folder {str(run)!r} does not exist")
+    with locked(run):  # before anything is read or written: a second resume of this run is refused here
+        return _resume(run, timesteps, progress)
+
+
+def _resume(run: Path, timesteps: int | None, progress: bool) -> Path:
     config = read_run_config(run)
     if config.recipe.name:
         if timesteps is not None:
@@ -110,7 +116,7 @@ def _finished_at(run: Path) -> int | None:
 
 
 def _learn(model, config: RunConfig, run: Path, eval_env, progress: bool, resumed: bool = False) -> Path:
-    model.set_logger(configure(str(run / "tb"), ["tensorboard", "csv"]))
+    model.set_logger(run_logger(run / "tb"))
     checkpoints = CheckpointCallback(run / "checkpoints", config.train.save_freq, config.train.save_replay_buffer)
     evaluation = EvalCallback(eval_env, config.train.eval_episodes, config.train.eval_freq, config.train.video_steps)
     callbacks = CallbackList([checkpoints, evaluation, RewardTermsCallback()])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import platform
 import re
@@ -31,10 +32,39 @@ def new_run_dir(root: str | Path, name: str) -> Path:
             path = base.with_name(f"{base.name}-{k}")
 
 
+@contextlib.contextmanager
+def locked(folder: str | Path, what: str = "run folder"):
+    """Held while this process writes in ``folder``: another drive process that asks for it is refused.
+
+    An advisory ``fcntl`` lock on ``folder/.lock``, released by the OS if the process dies, so a killed run
+    never leaves its folder locked. Where ``fcntl`` does not exist (Windows) nothing is locked.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover
+        yield
+        return
+    file = (Path(folder) / ".lock").open("a")
+    try:
+        fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        file.close()
+        raise DriveError(
+            f"{what} {str(folder)!r} is in use by another drive process; wait for it to end or stop it first"
+        ) from None
+    try:
+        yield
+    finally:
+        fcntl.flock(file, fcntl.LOCK_UN)
+        file.close()
+
+
 def write_run_files(run: Path, config: RunConfig) -> None:
-    """The resolved config, the exact command and the package versions."""
+    """The resolved config, the command (appended: a resumed run lists every command, in order) and the
+    package versions."""
     (run / CONFIG_FILE).write_text(dump(config))
-    (run / "command.txt").write_text(shlex.join(sys.argv) + "\n")
+    with (run / "command.txt").open("a") as file:
+        file.write(shlex.join(sys.argv) + "\n")
     (run / "versions.json").write_text(json.dumps(versions(), indent=2) + "\n")
 
 

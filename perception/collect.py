@@ -16,6 +16,7 @@ from drive.envs.batched.oracle import snapshot, stack_snapshots
 from drive.errors import DriveError
 from drive.perception.frame_store import FrameStore
 from drive.perception.truth import ground_truth
+from drive.runs import locked
 
 
 def collect_frames(
@@ -53,18 +54,30 @@ def collect_frames(
         "seed": seed,
         "shard_size": shard_size,
     }
-    store = FrameStore.create_or_resume(out, header)
+    # Envs and policy first: a bad env, device or checkpoint is refused before the store is made.
+    # A baseline's random stream restarts at each shard's seed (a model is loaded once), so that a resumed
+    # collection draws the frames an uninterrupted one would have.
     if backend == "batched":
         venv = make_vec_env(source.env, "pixels", n_envs, backend="batched", config=source.env_config, device=device)
-        act = source.make_batch(venv, seed, device)
-        shard_source = lambda k: _batched_shard(venv, act, seed + k * n_envs, shard_size)  # noqa: E731
+        first = source.make_batch(venv, seed, device)
+
+        def shard_source(k):
+            act = source.make_batch(venv, seed + k * n_envs, device) if source.baseline else first
+            return _batched_shard(venv, act, seed + k * n_envs, shard_size)
+
     else:
         scenario_env = make_env(source.env, "pixels", config=source.env_config)
-        actor = source.make(scenario_env, seed=seed, device=device)
-        shard_source = lambda k: _highway_env_shard(scenario_env, actor, seed + k * 10_000, shard_size)  # noqa: E731
-    with tqdm(
-        total=frames, initial=min(store.count, frames), unit="frame", desc="collect", disable=not progress
-    ) as bar:
+        first = source.make(scenario_env, seed=seed, device=device)
+
+        def shard_source(k):
+            actor = source.make(scenario_env, seed=seed + k * 10_000) if source.baseline else first
+            return _highway_env_shard(scenario_env, actor, seed + k * 10_000, shard_size)
+
+    store = FrameStore.create_or_resume(out, header)
+    with (
+        locked(store.root, "frames folder"),
+        tqdm(total=frames, initial=min(store.count, frames), unit="frame", desc="collect", disable=not progress) as bar,
+    ):
         while store.count < frames:
             k = len(store.manifest["shards"])
             stacks, episode, step, truth = shard_source(k)

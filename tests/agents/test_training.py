@@ -170,3 +170,23 @@ def test_a_corrupt_replay_buffer_is_refused_in_one_line(runs_dir):
     buffer.write_bytes(b"not a replay buffer")
     with pytest.raises(DriveError, match=r"replay buffer .* is unreadable \(BadGzipFile\); delete it to resume"):
         resume(run, timesteps=80, progress=False)
+
+
+def test_a_run_in_use_is_refused_and_resume_keeps_the_history(runs_dir):
+    from drive.runs import locked
+
+    sets = [*TINY_DQN, *SHORT_EPISODES, "train.save_freq=40", "train.eval_freq=40"]
+    config = resolve("highway", "dqn", "kinematics", flags={"train": {"timesteps": 40}}, sets=sets)
+    run = train(config, runs_dir, progress=False)
+    commands, rows = (run / "command.txt").read_text(), (run / "tb" / "progress.csv").read_text().splitlines()
+    with locked(run), pytest.raises(DriveError, match="is in use by another drive process"):
+        resume(run, timesteps=80, progress=False)
+    assert (run / "command.txt").read_text() == commands  # the refused command left nothing
+
+    resume(run, timesteps=80, progress=False)
+
+    assert (run / "command.txt").read_text().startswith(commands) and len(commands.splitlines()) == 1
+    assert len((run / "command.txt").read_text().splitlines()) == 2
+    after = (run / "tb" / "progress.csv").read_text().splitlines()
+    assert after[1 : len(rows)] == rows[1:] and len(after) > len(rows)  # earlier rows kept, new ones after
+    assert set(rows[0].split(",")) <= set(after[0].split(","))

@@ -53,6 +53,26 @@ def test_a_collection_resumes_and_refuses_other_settings(store, tmp_path):
         collect_frames(out=out, frames=500, n_envs=8, shard_size=128, policy="idm", progress=False)
 
 
+def test_a_resumed_random_collection_draws_the_frames_of_an_uninterrupted_one(tmp_path):
+    whole = collect_frames(out=tmp_path / "whole", frames=256, n_envs=8, shard_size=128, progress=False)
+    collect_frames(out=tmp_path / "parts", frames=128, n_envs=8, shard_size=128, progress=False)
+    parts = collect_frames(out=tmp_path / "parts", frames=256, n_envs=8, shard_size=128, progress=False)
+    assert np.array_equal(FrameStore.open(parts.root).load()["frames"], FrameStore.open(whole.root).load()["frames"])
+
+
+def test_a_refused_collection_leaves_nothing_and_a_busy_one_is_refused(tmp_path):
+    from drive.runs import locked
+
+    out = tmp_path / "frames"
+    with pytest.raises(DriveError, match="unknown env 'bogus'"):
+        collect_frames(out=out, frames=8, env="bogus", n_envs=2, shard_size=8, progress=False)
+    assert not out.exists()
+    collect_frames(out=out, frames=8, n_envs=2, shard_size=8, progress=False)
+    with locked(out, "frames folder"), pytest.raises(DriveError, match="frames folder .* is in use by another drive"):
+        collect_frames(out=out, frames=16, n_envs=2, shard_size=8, progress=False)
+    assert FrameStore.open(out).count == 8
+
+
 def test_a_stopped_write_leaves_no_shard_behind(tmp_path, monkeypatch):
     out = tmp_path / "frames"
     calls = {"n": 0}
