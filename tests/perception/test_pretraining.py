@@ -68,7 +68,7 @@ def test_a_refused_collection_leaves_nothing_and_a_busy_one_is_refused(tmp_path)
         collect_frames(out=out, frames=8, env="bogus", n_envs=2, shard_size=8, progress=False)
     assert not out.exists()
     collect_frames(out=out, frames=8, n_envs=2, shard_size=8, progress=False)
-    with locked(out, "frames folder"), pytest.raises(DriveError, match="frames folder .* is in use by another drive"):
+    with locked(out, "frames folder"), pytest.raises(DriveError, match=r"frames folder .* is in use by another drive"):
         collect_frames(out=out, frames=16, n_envs=2, shard_size=8, progress=False)
     assert FrameStore.open(out).count == 8
 
