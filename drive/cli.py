@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from drive.config import MAX_SEED
 from drive.errors import DriveError
 
 app = typer.Typer(
@@ -22,9 +23,26 @@ app = typer.Typer(
     help="Train, evaluate and watch driving agents on highway-env scenarios.",
 )
 
-Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
-Backend = Annotated[str, typer.Option(help="Simulator: highway-env (the reference) or batched (ours, highway only).")]
-Seed = Annotated[int, typer.Option(help="Seed of the first episode; episode i uses seed + i.")]
+
+def _in_range(name: str, low: int, high: int | None = None):
+    """An option callback: one line naming the option, its value and the allowed range."""
+
+    def check(value: int | None) -> int | None:
+        if value is not None and (value < low or (high is not None and value > high)):
+            allowed = f"{low}..{high}" if high is not None else f"at least {low}"
+            raise DriveError(f"{name} must be {allowed}, got {value}")
+        return value
+
+    return check
+
+
+def _positive(name: str):
+    def check(value: float) -> float:
+        if value <= 0:
+            raise DriveError(f"{name} must be above 0, got {value}")
+        return value
+
+    return check
 
 
 def _checked_device(value: str | None) -> str | None:
@@ -33,6 +51,12 @@ def _checked_device(value: str | None) -> str | None:
     return value if value is None else check_device(value)
 
 
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
+Backend = Annotated[str, typer.Option(help="Simulator: highway-env (the reference) or batched (ours, highway only).")]
+Seed = Annotated[
+    int,
+    typer.Option(help="Seed of the first episode; episode i uses seed + i.", callback=_in_range("--seed", 0, MAX_SEED)),
+]
 Device = Annotated[str, typer.Option(help="auto, cpu or cuda.", callback=_checked_device)]
 RunsDir = Annotated[Path, typer.Option(help="Where run folders are written.")]
 # The policy to evaluate or watch: a run, a checkpoint, or a baseline.
@@ -58,7 +82,9 @@ def train_agent(
     ] = None,
     n_envs: Annotated[int | None, typer.Option(help="Parallel envs (default: the algorithm preset's).")] = None,
     timesteps: Annotated[int | None, typer.Option("--timesteps", "-n", help="Env steps in total.")] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed of the run.")] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="Seed of the run.", callback=_in_range("--seed", 0, MAX_SEED))
+    ] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.", callback=_checked_device)] = None,
     config: Annotated[Path | None, typer.Option(help="YAML file merged over the presets.")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="key.path=value override; repeatable.")] = None,
@@ -261,11 +287,21 @@ def pretrain(
     out: Annotated[Path | None, typer.Option(help="Output folder (default: runs/pretrain-<method>-<time>).")] = None,
     method: Annotated[str, typer.Option(help="atc (augmented temporal contrast).")] = "atc",
     encoder: Annotated[str, typer.Option(help="nature, resnet or compact.")] = "nature",
-    features_dim: Annotated[int, typer.Option(help="Encoder output size.")] = 512,
-    epochs: Annotated[int, typer.Option(help="Passes over the frames.")] = 5,
-    batch_size: Annotated[int, typer.Option(help="Pairs per batch (the contrastive negatives).")] = 128,
-    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 3e-4,
-    seed: Annotated[int, typer.Option(help="Seed of the encoder's initialisation, batch order and augmentations.")] = 0,
+    features_dim: Annotated[
+        int, typer.Option(help="Encoder output size.", callback=_in_range("--features-dim", 1))
+    ] = 512,
+    epochs: Annotated[int, typer.Option(help="Passes over the frames.", callback=_in_range("--epochs", 1))] = 5,
+    batch_size: Annotated[
+        int, typer.Option(help="Pairs per batch (the contrastive negatives).", callback=_in_range("--batch-size", 2))
+    ] = 128,
+    lr: Annotated[float, typer.Option(help="Adam learning rate, above 0.", callback=_positive("--lr"))] = 3e-4,
+    seed: Annotated[
+        int,
+        typer.Option(
+            help="Seed of the encoder's initialisation, batch order and augmentations.",
+            callback=_in_range("--seed", 0, MAX_SEED),
+        ),
+    ] = 0,
     device: Device = "auto",
     runs_dir: RunsDir = Path("runs"),
     quiet: Quiet = False,
@@ -294,7 +330,7 @@ def pretrain(
 def probe(
     frames: Annotated[Path, typer.Option(help="Frame store from drive collect-frames.")],
     encoder: Annotated[list[str], typer.Option(help="encoder.pt, a run folder, or random; repeatable.")],
-    limit: Annotated[int, typer.Option(help="Frames used at most.")] = 20_000,
+    limit: Annotated[int, typer.Option(help="Frames used at most.", callback=_in_range("--limit", 1))] = 20_000,
     device: Device = "auto",
     runs_dir: RunsDir = Path("runs"),
     quiet: Quiet = False,

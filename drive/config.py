@@ -101,6 +101,7 @@ class RunConfig:
 
 CONFIG_DIR = resources.files("drive.configs")
 DEVICES = ("auto", "cpu", "cuda")
+MAX_SEED = 2**32 - 1  # numpy's and highway-env's seeds
 
 
 def check_device(device: str) -> str:
@@ -261,9 +262,14 @@ def validate(config: RunConfig) -> RunConfig:
     check_choice("encoder", config.algo.encoder.name, ENCODERS)
     check_device(config.train.device)
     check_hyperparams(config.algo.name, config.algo.hyperparams)
-    for key in ("timesteps", "eval_episodes"):
+    for key in ("timesteps", "eval_episodes", "save_freq"):
         if getattr(config.train, key) < 1:
             raise DriveError(f"train.{key} must be at least 1, got {getattr(config.train, key)}")
+    if config.train.eval_freq < 0:
+        raise DriveError(f"train.eval_freq must be at least 0 (0: only at the end), got {config.train.eval_freq}")
+    if not 0 <= config.train.seed <= MAX_SEED:
+        raise DriveError(f"train.seed must be in 0..{MAX_SEED}, got {config.train.seed}")
+    _check_network(config.algo)
     encoder = config.algo.encoder
     if encoder.freeze and not encoder.pretrained:
         raise DriveError("--freeze-encoder needs a pretrained encoder: give --encoder PATH")
@@ -274,6 +280,21 @@ def validate(config: RunConfig) -> RunConfig:
     if config.recipe.name:
         validate_recipe(config)
     return config
+
+
+def _check_network(algo: AlgoConfig) -> None:
+    if not isinstance(algo.net_arch, list) or not all(
+        isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in algo.net_arch
+    ):
+        raise DriveError(f"algo.net_arch must be a list of layer sizes of at least 1, got {algo.net_arch!r}")
+    if algo.encoder.features_dim < 1:
+        raise DriveError(f"algo.encoder.features_dim must be at least 1, got {algo.encoder.features_dim}")
+    rate = algo.hyperparams.get("learning_rate")
+    if isinstance(rate, int | float) and rate <= 0:
+        raise DriveError(f"algo.hyperparams.learning_rate must be above 0, got {rate}")
+    batch = algo.hyperparams.get("batch_size")
+    if isinstance(batch, int) and batch < (2 if algo.name == "ppo" else 1):  # PPO normalises advantages per batch
+        raise DriveError(f"algo.hyperparams.batch_size must be at least {2 if algo.name == 'ppo' else 1}, got {batch}")
 
 
 def validate_recipe(config: RunConfig) -> None:

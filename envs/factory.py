@@ -34,8 +34,30 @@ def highway_config(scenario: str, obs: str, overrides: dict[str, Any] | None = N
             raise DriveError(f"unknown {scenario} env config key {key!r}; valid: {', '.join(sorted(defaults))}")
         if key in ("observation", "action"):
             raise DriveError(f"env config key {key!r} is set by the preset; choose --obs instead")
-        config[key] = value
+        config[key] = check_config_value(key, value, defaults[key])
     return config
+
+
+# highway-env config keys that must be positive (or, for counts of other vehicles, at least 0): highway-env
+# itself would divide by zero, loop forever or build an empty road on anything else.
+POSITIVE = {"lanes_count", "policy_frequency", "simulation_frequency", "duration", "vehicles_density", "ego_spacing"}
+NON_NEGATIVE = {"vehicles_count", "controlled_vehicles"}
+WHOLE = {"lanes_count", "vehicles_count", "controlled_vehicles", "policy_frequency", "simulation_frequency"}
+
+
+def check_config_value(key: str, value: Any, default: Any) -> Any:
+    """A number where highway-env's default is one (an integer for counts and frequencies), in range."""
+    if isinstance(default, bool) or not isinstance(default, int | float):
+        return value
+    whole = key in WHOLE
+    kind = "an integer" if whole else "a number"
+    if isinstance(value, bool) or not isinstance(value, int if whole else int | float):
+        raise DriveError(f"env config key {key!r} must be {kind}, got {value!r}")
+    if key in POSITIVE and value <= 0:
+        raise DriveError(f"env config key {key!r} must be above 0, got {value!r}")
+    if key in NON_NEGATIVE and value < 0:
+        raise DriveError(f"env config key {key!r} must be at least 0, got {value!r}")
+    return value
 
 
 def make_scenario_env(

@@ -137,6 +137,27 @@ BAD_INPUTS = [
     (["evaluate"], "give exactly one of --run, --checkpoint, --policy (got none)"),
     (["watch", "--policy", "idm", "--out", "x.avi"], "unknown video format '.avi'; valid: .mp4, .gif"),
 ]
+BAD_INPUTS += [  # values out of range, before any work or folder
+    (["train-agent", "--set", "env.config.lanes_count=0"], "env config key 'lanes_count' must be above 0, got 0"),
+    (["train-agent", "--set", "env.config.lanes_count=x"], "env config key 'lanes_count' must be an integer, got 'x'"),
+    (["train-agent", "--set", "env.config.vehicles_count=x"], "'vehicles_count' must be an integer, got 'x'"),
+    (["train-agent", "--set", "env.config.policy_frequency=0"], "'policy_frequency' must be above 0, got 0"),
+    (["train-agent", "--set", "env.config.duration=abc"], "env config key 'duration' must be a number, got 'abc'"),
+    (["train-agent", "--backend", "batched", "--set", "env.config.duration=-1"], "'duration' must be above 0, got -1"),
+    (["train-agent", "--seed", "-1"], "--seed must be 0..4294967295, got -1"),
+    (["evaluate", "--policy", "idm", "--seed", "4294967296"], "--seed must be 0..4294967295, got 4294967296"),
+    (["collect-frames", "--seed", "-1"], "--seed must be 0..4294967295, got -1"),
+    (["train-agent", "--set", "train.seed=-1"], "train.seed must be in 0..4294967295, got -1"),
+    (["train-agent", "--set", "train.save_freq=0"], "train.save_freq must be at least 1, got 0"),
+    (["train-agent", "--set", "train.eval_freq=-1"], "train.eval_freq must be at least 0 (0: only at the end), got -1"),
+    (["train-agent", "--set", "algo.net_arch=[0]"], "algo.net_arch must be a list of layer sizes of at least 1"),
+    (["train-agent", "--set", "algo.encoder.features_dim=0"], "algo.encoder.features_dim must be at least 1, got 0"),
+    (["train-agent", "--algo", "ppo", "--set", "algo.hyperparams.batch_size=1"], "batch_size must be at least 2"),
+    (["train-agent", "--set", "algo.hyperparams.learning_rate=-1"], "learning_rate must be above 0, got -1"),
+    (["pretrain", "--frames", "nowhere", "--features-dim", "0"], "--features-dim must be at least 1, got 0"),
+    (["pretrain", "--frames", "nowhere", "--lr", "0"], "--lr must be above 0, got 0.0"),
+    (["probe", "--frames", "nowhere", "--encoder", "random", "--limit", "0"], "--limit must be at least 1, got 0"),
+]
 NO_GPU = "device 'cuda' was asked for, but torch sees no CUDA GPU; valid here: auto, cpu"
 BAD_INPUTS += [  # each verb and backend that takes a device; CI has no GPU, and the check is skipped on one
     (["train-agent", "--device", "cuda"], NO_GPU),
