@@ -87,6 +87,8 @@ def write_video(path: Path, frames: list[np.ndarray], fps: float) -> Path:
     for frame in frames:
         writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
     writer.release()
+    if not path.is_file() or path.stat().st_size == 0:  # OpenCV reports nothing when it cannot write
+        raise DriveError(f"the video {str(path)!r} could not be written; choose another --out")
     return path
 
 

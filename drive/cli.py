@@ -45,6 +45,15 @@ def _positive(name: str):
     return check
 
 
+def _writable(option: str, folder: bool):
+    def check(value: Path | None) -> Path | None:
+        from drive.runs import check_writable
+
+        return value if value is None else check_writable(value, option, folder)
+
+    return check
+
+
 def _checked_device(value: str | None) -> str | None:
     from drive.config import check_device
 
@@ -58,7 +67,7 @@ Seed = Annotated[
     typer.Option(help="Seed of the first episode; episode i uses seed + i.", callback=_in_range("--seed", 0, MAX_SEED)),
 ]
 Device = Annotated[str, typer.Option(help="auto, cpu or cuda.", callback=_checked_device)]
-RunsDir = Annotated[Path, typer.Option(help="Where run folders are written.")]
+RunsDir = Annotated[Path, typer.Option(help="Where run folders are written.", callback=_writable("--runs-dir", True))]
 # The policy to evaluate or watch: a run, a checkpoint, or a baseline.
 RunFolder = Annotated[Path | None, typer.Option(help="Run folder of a trained agent.")]
 Checkpoint = Annotated[Path | None, typer.Option(help="A model .zip.")]
@@ -202,7 +211,9 @@ def watch(
     algo: CheckpointAlgo = None,
     episodes: Annotated[int, typer.Option(help="Episodes to record.")] = 1,
     seed: Seed = 0,
-    out: Annotated[Path | None, typer.Option(help="Video file, .mp4 or .gif.")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Video file, .mp4 or .gif.", callback=_writable("--out", False))
+    ] = None,
     live: Annotated[bool, typer.Option(help="Also show the rollout in a window.")] = False,
     fps: Annotated[float, typer.Option(help="Frames (decisions) per second of the video.")] = 2.0,
     backend: Backend = "highway-env",
@@ -235,7 +246,10 @@ def watch(
 @app.command()
 def bench(
     quick: Annotated[bool, typer.Option(help="Under a minute: highway-env and batched pixels at N=1024 only.")] = False,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the rows as JSON records.")] = None,
+    json_out: Annotated[
+        Path | None,
+        typer.Option("--json", help="Also write the rows as JSON records.", callback=_writable("--json", False)),
+    ] = None,
     quiet: Quiet = False,
 ) -> None:
     """Env steps per second of highway-env and the batched simulator (and training), side by side."""
@@ -246,13 +260,16 @@ def bench(
     rows = run_bench(quick=quick, progress=not quiet)
     typer.echo(format_table(rows))
     if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps([r.as_record() for r in rows], indent=2) + "\n")
         typer.echo(f"json: {json_out}")
 
 
 @app.command("collect-frames")
 def collect_frames(
-    out: Annotated[Path, typer.Option(help="Folder of the frame store (resumed if it exists).")],
+    out: Annotated[
+        Path, typer.Option(help="Folder of the frame store (resumed if it exists).", callback=_writable("--out", True))
+    ],
     frames: Annotated[int, typer.Option(help="Frame stacks in total.")] = 20_000,
     env: Annotated[str, typer.Option(help="Scenario.")] = "highway",
     backend: Annotated[str, typer.Option(help="batched (fast) or highway-env.")] = "batched",
@@ -284,7 +301,10 @@ def collect_frames(
 @app.command()
 def pretrain(
     frames: Annotated[Path, typer.Option(help="Frame store from drive collect-frames.")],
-    out: Annotated[Path | None, typer.Option(help="Output folder (default: runs/pretrain-<method>-<time>).")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Output folder (default: runs/pretrain-<method>-<time>).", callback=_writable("--out", True)),
+    ] = None,
     method: Annotated[str, typer.Option(help="atc (augmented temporal contrast).")] = "atc",
     encoder: Annotated[str, typer.Option(help="nature, resnet or compact.")] = "nature",
     features_dim: Annotated[

@@ -8,6 +8,7 @@ import platform
 import re
 import shlex
 import sys
+import tempfile
 import time
 from importlib import metadata
 from pathlib import Path
@@ -30,6 +31,28 @@ def new_run_dir(root: str | Path, name: str) -> Path:
         except FileExistsError:
             k += 1
             path = base.with_name(f"{base.name}-{k}")
+
+
+def check_writable(path: str | Path, option: str, folder: bool) -> Path:
+    """Refuse, before any work, an output ``path`` that cannot be written: a file (or folder) in the way, a
+    parent that cannot hold it (no permission, a read-only or virtual file system such as /proc). Missing
+    parents are fine (they are made); nothing is left behind by the check."""
+    path = Path(path)
+    if path.exists() and path.is_dir() != folder:
+        wanted = "a folder" if folder else "a file name"
+        raise DriveError(f"{option} {str(path)!r} is {'a folder' if path.is_dir() else 'a file'}; give {wanted}")
+    base = path if folder else path.parent
+    existing = next(p for p in (base, *base.parents) if p.exists() or p == Path(p.anchor or "."))
+    if not existing.is_dir():
+        raise DriveError(f"{option} {str(path)!r} cannot be made: {str(existing)!r} is a file")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as err:
+        raise DriveError(
+            f"{option} {str(path)!r} cannot be written ({err.strerror} in {str(existing)!r}); choose another place"
+        ) from None
+    return path
 
 
 @contextlib.contextmanager

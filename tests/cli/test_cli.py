@@ -158,6 +158,15 @@ BAD_INPUTS += [  # values out of range, before any work or folder
     (["pretrain", "--frames", "nowhere", "--lr", "0"], "--lr must be above 0, got 0.0"),
     (["probe", "--frames", "nowhere", "--encoder", "random", "--limit", "0"], "--limit must be at least 1, got 0"),
 ]
+UNWRITABLE = "cannot be written (No such file or directory in '/proc'); choose another place"
+BAD_INPUTS += [  # output paths that cannot be written, refused before the work (Linux's /proc takes no files)
+    (["train-agent", "--runs-dir", "/proc/runs"], f"--runs-dir '/proc/runs' {UNWRITABLE}"),
+    (["evaluate", "--policy", "idm", "--runs-dir", "/proc/runs"], f"--runs-dir '/proc/runs' {UNWRITABLE}"),
+    (["watch", "--policy", "idm", "--out", "/proc/x.mp4"], f"--out '/proc/x.mp4' {UNWRITABLE}"),
+    (["bench", "--json", "/proc/bench.json"], f"--json '/proc/bench.json' {UNWRITABLE}"),
+    (["pretrain", "--frames", "nowhere", "--out", "/proc/p"], f"--out '/proc/p' {UNWRITABLE}"),
+    (["collect-frames", "--out", "/proc/f"], f"--out '/proc/f' {UNWRITABLE}"),
+]
 NO_GPU = "device 'cuda' was asked for, but torch sees no CUDA GPU; valid here: auto, cpu"
 BAD_INPUTS += [  # each verb and backend that takes a device; CI has no GPU, and the check is skipped on one
     (["train-agent", "--device", "cuda"], NO_GPU),
@@ -181,6 +190,17 @@ def test_bad_input_is_one_line_and_exit_code_2(args, message, capsys, tmp_path, 
     assert message in err
     assert err.count("\n") == 1 and "Traceback" not in err
     assert not (tmp_path / "runs").exists()  # no run folder left behind
+
+
+def test_an_output_path_with_a_file_in_the_way_is_refused(tmp_path, capsys):
+    (tmp_path / "taken").write_text("a user's file")
+    assert main(["train-agent", "--runs-dir", str(tmp_path / "taken"), "-q"]) == 2
+    assert main(["collect-frames", "--out", str(tmp_path / "taken" / "frames"), "-q"]) == 2
+    assert main(["watch", "--policy", "idm", "--out", str(tmp_path), "-q"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].endswith("is a file; give a folder") and err[1].endswith("taken' is a file")
+    assert err[2].endswith("is a folder; give a file name") and len(err) == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]
 
 
 def test_corrupt_checkpoint_is_refused(tmp_path, capsys):
