@@ -69,6 +69,11 @@ def load_model(checkpoint: str | Path, algo: str, device: str = "auto") -> BaseA
         return ALGOS[algo].load(path, device=device)
     except (zipfile.BadZipFile, KeyError, ValueError, RuntimeError, EOFError, OSError) as err:
         raise DriveError(f"checkpoint {str(path)!r} is not a readable {algo} model ({type(err).__name__})") from None
+    except (TypeError, AttributeError):  # SB3 builds the other algorithm's policy from the saved arguments
+        others = ", ".join(a for a in ALGOS if a != algo)
+        raise DriveError(
+            f"checkpoint {str(path)!r} is not a {algo} model; give its algorithm (--algo {others})"
+        ) from None
 
 
 def check_spaces(model: BaseAlgorithm, env: gym.Env, where: str) -> None:

@@ -43,7 +43,16 @@ class FrameStore:
         path = root / MANIFEST
         if not path.is_file():
             raise DriveError(f"frames folder {str(root)!r} has no {MANIFEST}; make one with drive collect-frames")
-        return cls(root, json.loads(path.read_text()))
+        try:
+            manifest = json.loads(path.read_text())
+            if not isinstance(manifest["shards"], list) or not isinstance(manifest["count"], int):
+                raise TypeError("shards or count")
+        except (ValueError, KeyError, TypeError) as err:
+            raise DriveError(
+                f"frames folder {str(root)!r} has a corrupt {MANIFEST} ({type(err).__name__}); collect it again "
+                "into a new --out"
+            ) from None
+        return cls(root, manifest)
 
     @classmethod
     def create_or_resume(cls, root: str | Path, header: dict) -> FrameStore:
@@ -86,16 +95,24 @@ class FrameStore:
 
     # --- reading -----------------------------------------------------------------------------------------
 
+    def _read(self, name: str, keys: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
+        try:
+            with np.load(self.root / name) as data:
+                return {k: data[k] for k in (keys or data.files)}
+        except (OSError, KeyError, ValueError, EOFError) as err:
+            raise DriveError(
+                f"frames folder {str(self.root)!r}: shard {name!r} is missing or unreadable ({type(err).__name__}); "
+                "collect the frames again into a new --out"
+            ) from None
+
     def load(self, truth: bool = False, limit: int | None = None) -> dict[str, np.ndarray]:
         """All shards concatenated: ``frames``, ``episode``, ``step`` (and the ground truth if asked)."""
         parts: dict[str, list[np.ndarray]] = {}
         total = 0
         for shard in self.manifest["shards"]:
-            with np.load(self.root / shard["frames"]) as data:
-                arrays = {k: data[k] for k in ("frames", "episode", "step")}
+            arrays = self._read(shard["frames"], ("frames", "episode", "step"))
             if truth:
-                with np.load(self.root / shard["truth"]) as data:
-                    arrays.update({k: data[k] for k in data.files})
+                arrays.update(self._read(shard["truth"]))
             for key, value in arrays.items():
                 parts.setdefault(key, []).append(value)
             total += shard["count"]

@@ -216,6 +216,26 @@ def test_checkpoint_from_another_observation_space_is_refused(tmp_path, capsys):
     assert not (tmp_path / "runs").exists()
 
 
+def test_checkpoint_of_another_algorithm_is_refused(tmp_path, capsys):
+    args = ["evaluate", "--checkpoint", str(_kinematics_checkpoint(tmp_path)), "--algo", "ppo", "--obs", "kinematics"]
+    assert main([*args, "--runs-dir", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err
+    assert "is not a ppo model; give its algorithm (--algo dqn)" in err and err.count("\n") == 1
+
+
+def test_corrupt_frame_stores_are_refused_in_one_line(tmp_path, capsys):
+    from drive.perception.collect import collect_frames
+
+    store = collect_frames(out=tmp_path / "frames", frames=8, n_envs=2, shard_size=8, progress=False)
+    (store.root / "truth_00000.npz").unlink()
+    assert main(["probe", "--frames", str(store.root), "--encoder", "random", "--runs-dir", str(tmp_path / "r")]) == 2
+    (store.root / "manifest.json").write_text("{not json")
+    assert main(["pretrain", "--frames", str(store.root), "--runs-dir", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert "shard 'truth_00000.npz' is missing or unreadable (FileNotFoundError)" in err[0]
+    assert "has a corrupt manifest.json (JSONDecodeError)" in err[1] and len(err) == 2
+
+
 def test_checkpoint_outside_a_run_needs_its_algorithm(tmp_path, capsys):
     assert main(["evaluate", "--checkpoint", str(_kinematics_checkpoint(tmp_path))]) == 2
     assert "is outside a run folder: give --algo (valid: dqn, ppo)" in capsys.readouterr().err
