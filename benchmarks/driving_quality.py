@@ -11,6 +11,7 @@ learning curves (return and crash rate against minutes).
 
     python benchmarks/driving_quality.py --out runs/driving-quality            # everything, a few hours
     python benchmarks/driving_quality.py --seeds 0 --anchor-minutes 5          # a shorter look
+    python benchmarks/driving_quality.py --reuse-anchors docs/driving_quality.json  # the recipe only
 
 Writes ``results.json``, ``table.md`` and ``curves.png`` into ``--out`` (copy the last two into ``docs/``).
 """
@@ -165,6 +166,12 @@ def main() -> None:
     parser.add_argument("--anchor-minutes", type=float, default=None, help="default: the recipe's mean time")
     parser.add_argument("--anchor-seeds", type=int, nargs="*", default=None, help="default: --seeds")
     parser.add_argument("--recipe-set", nargs="*", default=[], help="--set overrides for the recipe")
+    parser.add_argument(
+        "--reuse-anchors",
+        type=Path,
+        default=None,
+        help="a results.json whose anchors and baselines to keep (same evaluation seeds), training only the recipe",
+    )
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     if args.report_only:
@@ -189,6 +196,16 @@ def main() -> None:
         entry.update(default=judge(policy, args.episodes), dense=judge(policy, dense_episodes, DENSE))
         record("driver recipe", entry, recipe_curve(run, args.curve_episodes))
 
+    if args.reuse_anchors is not None:
+        earlier = json.loads(args.reuse_anchors.read_text())
+        for name, entries in earlier["results"].items():
+            if name != "driver recipe":
+                results[name] = entries
+                if name in earlier["curves"]:
+                    curves[name] = earlier["curves"][name]
+        (args.out / "results.json").write_text(json.dumps({"results": results, "curves": curves}, indent=2))
+        report(args.out, results, curves)
+        return
     budget = 60 * (args.anchor_minutes or np.mean([r["minutes"] for r in results["driver recipe"]]))
     anchors = {
         "DQN as sb3_highway_dqn_cnn.py (dqn-pixels preset)": ("dqn", ["--algo", "dqn", "--timesteps", "100000"]),

@@ -83,7 +83,10 @@ def test_watch_writes_a_decodable_video_with_one_frame_per_decision(trained_run,
         ok, frame = capture.read()
     # duration=5 s at 1 Hz: at most 5 decisions, plus the final state
     assert 2 <= len(frames) <= 6
-    assert frames[0].shape == (150 + 73 + 54 + 1, 600, 3)  # colour render, agent frames, text panel, even pad
+    # colour render, the agent's four frames two per row (each ~2.3x its size), text panel
+    assert frames[0].shape == (150 + 310 + 54, 600, 3)
+    if suffix == ".mp4":  # H.264, which browsers play (OpenCV's mp4v is MPEG-4 Part 2, which they refuse)
+        assert int(capture.get(cv2.CAP_PROP_FOURCC)).to_bytes(4, "little") == b"h264"
 
 
 def test_watch_of_a_baseline_shows_the_agent_frames(tmp_path):
@@ -92,7 +95,7 @@ def test_watch_of_a_baseline_shows_the_agent_frames(tmp_path):
     capture = cv2.VideoCapture(str(out))
     assert capture.get(cv2.CAP_PROP_FRAME_COUNT) >= 4
     ok, frame = capture.read()
-    assert ok and frame[150:270].std() > 5  # the grayscale strip under the colour render is drawn
+    assert ok and frame[150:460].std() > 5  # the agent's grayscale frames under the colour render are drawn
 
 
 def test_watch_live_without_a_display_says_so(monkeypatch, capsys):
