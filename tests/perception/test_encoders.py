@@ -36,11 +36,21 @@ def test_every_compact_feature_varies_with_the_vehicles_at_initialisation():
     assert features.abs().max() <= 1.0
 
 
-def test_frames_are_normalised_inside_the_encoder():
-    encoder = NatureEncoder(FRAMES, features_dim=16)
-    frames = th.randint(0, 256, (2, 4, 128, 64)).float()
-    expected = encoder.head(encoder.trunk(frames / 255.0).flatten(1))
-    th.testing.assert_close(encoder(frames), expected)
+def test_an_agent_normalises_its_frames_exactly_once():
+    # SB3 would divide image observations by 255 itself; the agent's policy must see what the encoder alone
+    # sees (pretraining and probes use the encoder outside SB3), and a second division would change it.
+    from drive.agents.algos import build_model
+    from drive.config import resolve
+    from drive.envs import make_vec_env
+    from tests.conftest import TINY_PPO
+
+    config = resolve("highway", "ppo", "pixels", sets=[*TINY_PPO, "algo.encoder.features_dim=16"])
+    model = build_model(config, make_vec_env("highway", "pixels", 1), device="cpu")
+    frames = th.randint(0, 256, (2, 4, 128, 64), dtype=th.uint8)
+    encoder = model.policy.features_extractor
+    seen = model.policy.extract_features(frames.float(), encoder)
+    th.testing.assert_close(seen, encoder(frames.float()))
+    assert not th.allclose(encoder(frames.float()), encoder(frames.float() / 255.0))
     assert normalize_frames(th.tensor([0, 255], dtype=th.uint8)).tolist() == [0.0, 1.0]
 
 

@@ -41,13 +41,34 @@ def test_states_stay_finite_on_the_road_and_within_speed_limits(seed, actions):
         assert ((reward >= 0) & (reward <= 1)).all()
 
 
-@settings(max_examples=12, deadline=None)
-@given(seed=st.integers(0, 2**31 - 1), actions=ACTIONS)
-def test_collisions_take_two(seed, actions):
-    """highway-env crashes both vehicles of a colliding pair: no env has exactly one crashed vehicle."""
-    _, history = _rollout(seed, actions, variant="highway")
-    for state, *_ in history:
-        assert (state.crashed.sum(1) != 1).all()
+@settings(max_examples=60, deadline=None)
+@given(
+    pose=st.lists(st.floats(-8, 8, allow_nan=False), min_size=4, max_size=4),
+    headings=st.lists(st.floats(-3.2, 3.2, allow_nan=False), min_size=2, max_size=2),
+    moves=st.lists(st.floats(-3, 3, allow_nan=False), min_size=4, max_size=4),
+)
+def test_polygon_test_agrees_with_highway_env(pose, headings, moves):
+    """Our batched separating-axis test against highway-env's utils.are_polygons_intersecting, pair by pair."""
+    import numpy as np
+    from highway_env import utils
+
+    from drive.envs.batched.collisions import are_polygons_intersecting, polygons
+
+    position = torch.tensor([pose[:2], pose[2:]], dtype=torch.float64)
+    corners = polygons(position, torch.tensor(headings, dtype=torch.float64))
+    move_a, move_b = torch.tensor([moves[:2]], dtype=torch.float64), torch.tensor([moves[2:]], dtype=torch.float64)
+    ours = are_polygons_intersecting(corners[None, 0], corners[None, 1], move_a, move_b)
+    theirs = utils.are_polygons_intersecting(
+        np.vstack([corners[0].numpy(), corners[0, :1].numpy()]),  # highway-env closes its polygons
+        np.vstack([corners[1].numpy(), corners[1, :1].numpy()]),
+        np.array(moves[:2]),
+        np.array(moves[2:]),
+    )
+    assert bool(ours[0]) == theirs[0] and bool(ours[1]) == theirs[1]
+    if theirs[1]:  # the push apart: its length always; its axis when the centres are apart (else axes tie)
+        np.testing.assert_allclose(np.linalg.norm(ours[2][0].numpy()), np.linalg.norm(theirs[2]), atol=1e-9)
+        if np.linalg.norm(np.subtract(pose[:2], pose[2:])) > 0.1:
+            np.testing.assert_allclose(ours[2][0].numpy(), theirs[2], atol=1e-9)
 
 
 @settings(max_examples=8, deadline=None)
