@@ -13,8 +13,55 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
+import torch
 
-from drive.envs.batched.oracle import first_lane_decision_difference
+from drive.agents.baselines import IDMPolicy
+from drive.envs.batched.config import VARIANTS
+from drive.envs.batched.highway_state import snapshot, stack_snapshots
+
+
+def first_lane_decision_difference(
+    variant: str, seed: int, policy: str = "idm", dtype=torch.float32
+) -> tuple[int | None, int, float]:
+    """Run one highway-env episode and the batched simulator side by side from highway-env's initial state,
+    with the same ego actions (highway-env's IDM baseline, or seeded random ones).
+
+    Returns the first policy step after which some vehicle's lane or target lane differs, or one backend's
+    episode ends and the other's does not (None if neither happened), the episode's length in highway-env,
+    and the largest position difference [m] of any vehicle seen before that step.
+    """
+    import gymnasium as gym
+    import highway_env  # noqa: F401  (registers highway-env's ids)
+
+    from drive.envs.batched.simulator import BatchedHighway
+
+    env = gym.make(VARIANTS[variant]).unwrapped
+    env.reset(seed=seed)
+    sim = BatchedHighway(1, variant, dtype=dtype, compile=False)
+    sim.state = stack_snapshots([snapshot(env)], dtype=dtype)
+    idm, rng = IDMPolicy(env), np.random.default_rng(seed)
+    step, drift, done = 0, 0.0, False
+    while not done:
+        action = idm.act(None) if policy == "idm" else int(rng.integers(5))
+        _, _, terminated, truncated, _ = env.step(action)
+        _, _, our_terminated, our_truncated, _ = sim.step(torch.tensor([action]))
+        step, done = step + 1, terminated or truncated
+        ref, ours = stack_snapshots([snapshot(env)], dtype=torch.float64), sim.state
+        same_end = bool(our_terminated[0] | our_truncated[0]) == done
+        if not (same_end and torch.equal(ours.lane, ref.lane) and torch.equal(ours.target_lane, ref.target_lane)):
+            return step, _episode_length(env, done, step), drift
+        drift = max(drift, float((ours.position.double() - ref.position).norm(dim=-1).max()))
+    env.close()
+    return None, step, drift
+
+
+def _episode_length(env, done: bool, step: int) -> int:
+    """Finish highway-env's episode alone (IDLE actions) to learn its length."""
+    while not done:
+        _, _, terminated, truncated, _ = env.step(1)
+        step, done = step + 1, terminated or truncated
+    env.close()
+    return step
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from drive.envs.batched.oracle import snapshot, stack_snapshots
+from drive.envs.batched.highway_state import snapshot, stack_snapshots
 from drive.errors import DriveError
 from drive.perception.frame_store import FrameStore
 from drive.perception.truth import ground_truth

@@ -1,6 +1,6 @@
 """The simulator's ground truth for a frame, for probing encoders only (pretraining never reads it).
 
-Computed from a batched ``TrafficState`` (highway-env states are loaded into one with ``oracle.snapshot``), so
+Computed from a batched ``TrafficState`` (highway-env states are loaded into one with ``highway_state.snapshot``), so
 both backends label frames with one definition. Lane 0 is the leftmost lane (highway-env's LANE_LEFT lowers
 the lane index).
 """

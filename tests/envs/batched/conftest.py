@@ -5,7 +5,7 @@ import pytest
 
 from drive.agents.baselines import IDMPolicy
 from drive.envs.batched.config import VARIANTS
-from drive.envs.batched.oracle import snapshot
+from drive.envs.batched.highway_state import snapshot
 
 
 def collect_transitions(variant: str, episodes: int, observation: dict | None = None, config: dict | None = None):

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from drive.envs.batched import BatchedHighway
-from drive.envs.batched.oracle import stack_snapshots
+from drive.envs.batched.highway_state import stack_snapshots
 from drive.envs.scenarios import PIXELS
 from tests.envs.batched.conftest import collect_transitions
 
@@ -89,7 +89,7 @@ def test_colour_view_matches_highway_env_render():
     import gymnasium as gym
 
     from drive.agents.baselines import IDMPolicy
-    from drive.envs.batched.oracle import snapshot
+    from drive.envs.batched.highway_state import snapshot
     from drive.envs.batched.render import ColourView
 
     env = gym.make("highway-fast-v0", render_mode="rgb_array").unwrapped
@@ -114,7 +114,7 @@ def test_colour_view_matches_highway_env_render():
 def test_whole_episodes_make_the_same_lane_decisions(policy):
     """From highway-env's initial state with the same ego actions, float32 and all: every vehicle's lane
     decisions and the episode's end agree to the last step (benchmarks/episode_divergence.py reports more)."""
-    from drive.envs.batched.oracle import first_lane_decision_difference
+    from benchmarks.episode_divergence import first_lane_decision_difference
 
     first, length, drift = first_lane_decision_difference("highway-fast", seed=1, policy=policy)
     assert first is None and length >= 10 and drift < 0.01
