@@ -19,7 +19,7 @@ from drive.agents.replay import replay_file_name, save_replay_buffer
 EVAL_SEED = 10_000  # evaluation episodes use their own seeds, never the training ones
 
 
-class EvalCallback(BaseCallback):
+class PeriodicEvaluation(BaseCallback):
     """Every ``eval_freq`` env steps (counted over all envs), evaluate greedily on a separate env.
 
     Logs ``eval/mean_return``, ``eval/crash_rate``, ``eval/mean_speed``, ``eval/lane_changes``,
@@ -87,7 +87,7 @@ class RewardTermsCallback(BaseCallback):
         return True
 
 
-class CheckpointCallback(BaseCallback):
+class RunCheckpoints(BaseCallback):
     """``checkpoints/model_<N>_steps.zip`` every ``save_freq`` env steps, with the replay buffer beside it
     (``save_replay``; only its filled rows, compressed: see ``drive.agents.replay``).
 

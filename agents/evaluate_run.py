@@ -9,7 +9,7 @@ from stable_baselines3.common.logger import configure
 
 from drive.agents.evaluation import EpisodeRecord, evaluate, evaluate_batched, records_as_dicts, summarize
 from drive.agents.policies import AgentPolicy, policy_source
-from drive.envs import make_env, make_vec_env
+from drive.envs import make_env, make_venv
 from drive.envs.scenarios import BACKENDS
 from drive.errors import DriveError, check_choice
 from drive.runs import new_run_dir, write_metrics
@@ -52,9 +52,7 @@ def evaluate_to_run(
         raise DriveError(f"--episodes must be at least 1, got {episodes}")
     source = policy_source(run=run, checkpoint=checkpoint, policy=policy, env=env, obs=obs, algo=algo)
     if backend == "batched":
-        venv = make_vec_env(
-            source.env, source.obs, episodes, backend="batched", config=source.env_config, device=device
-        )
+        venv = make_venv(source.env, source.obs, episodes, backend="batched", config=source.env_config, device=device)
         records = evaluate_batched(venv, source.make_batch(venv, seed, device), episodes, seed, progress)
         step = 0
     else:

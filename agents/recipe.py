@@ -33,7 +33,7 @@ from drive.agents.run_logger import run_logger
 from drive.agents.training import TrainingInterrupted
 from drive.agents.verdict import idm_summary
 from drive.config import RunConfig
-from drive.envs import make_env, make_vec_env
+from drive.envs import make_env, make_venv
 from drive.errors import DriveError
 from drive.runs import locked, new_run_dir, write_metrics, write_run_files
 
@@ -95,7 +95,7 @@ def _read_data(run: Path, k: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _make_venv(config: RunConfig):
     env = config.env
-    return make_vec_env(
+    return make_venv(
         env.name,
         env.obs,
         env.n_envs,

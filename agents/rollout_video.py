@@ -215,7 +215,7 @@ def watch_policy(
 ) -> Path | None:
     """Record (and optionally show) rollouts; returns the video path, or None for ``--live`` alone."""
     from drive.agents.policies import policy_source
-    from drive.envs import make_env, make_vec_env
+    from drive.envs import make_env, make_venv
     from drive.envs.scenarios import BACKENDS
     from drive.errors import check_choice
 
@@ -228,7 +228,7 @@ def watch_policy(
         check_output(Path(out))
     source = policy_source(run=run, checkpoint=checkpoint, policy=policy, env=env, obs=obs or "pixels", algo=algo)
     if backend == "batched":
-        venv = make_vec_env(
+        venv = make_venv(
             source.env, source.obs, 1, seed=seed, backend="batched", config=source.env_config, device=device
         )
         actor, scenario_env = source.make_batch(venv, seed, device), None

@@ -14,14 +14,14 @@ from pathlib import Path
 from stable_baselines3.common.callbacks import CallbackList
 
 from drive.agents.algos import ALGOS, adopt_encoder, apply_freeze, build_model, load_pretrained
-from drive.agents.callbacks import CheckpointCallback, EvalCallback, RewardTermsCallback
+from drive.agents.callbacks import PeriodicEvaluation, RewardTermsCallback, RunCheckpoints
 from drive.agents.evaluation import records_as_dicts
 from drive.agents.policies import check_spaces
 from drive.agents.replay import load_replay_buffer
 from drive.agents.run_logger import run_logger
 from drive.agents.verdict import idm_summary
 from drive.config import RunConfig
-from drive.envs import make_env, make_vec_env
+from drive.envs import make_env, make_venv
 from drive.errors import DriveError
 from drive.runs import latest_checkpoint, locked, new_run_dir, read_run_config, write_metrics, write_run_files
 
@@ -33,7 +33,7 @@ class TrainingInterrupted(Exception):
 def make_envs(config: RunConfig):
     """The training vec env and a separate evaluation env that can render video frames."""
     env = config.env
-    train_env = make_vec_env(
+    train_env = make_venv(
         env.name,
         env.obs,
         env.n_envs,
@@ -117,8 +117,10 @@ def _finished_at(run: Path) -> int | None:
 
 def _learn(model, config: RunConfig, run: Path, eval_env, progress: bool, resumed: bool = False) -> Path:
     model.set_logger(run_logger(run / "tb"))
-    checkpoints = CheckpointCallback(run / "checkpoints", config.train.save_freq, config.train.save_replay_buffer)
-    evaluation = EvalCallback(eval_env, config.train.eval_episodes, config.train.eval_freq, config.train.video_steps)
+    checkpoints = RunCheckpoints(run / "checkpoints", config.train.save_freq, config.train.save_replay_buffer)
+    evaluation = PeriodicEvaluation(
+        eval_env, config.train.eval_episodes, config.train.eval_freq, config.train.video_steps
+    )
     callbacks = CallbackList([checkpoints, evaluation, RewardTermsCallback()])
     start, steps_before = time.perf_counter(), model.num_timesteps
     try:

@@ -19,7 +19,7 @@ import numpy as np
 from drive.agents.baselines import IDMPolicy, RandomPolicy
 from drive.agents.evaluation import evaluate, evaluate_batched
 from drive.agents.policies import PolicySource
-from drive.envs import make_env, make_vec_env
+from drive.envs import make_env, make_venv
 
 FIELDS = ("episode_return", "crashed", "mean_speed")
 
@@ -31,7 +31,7 @@ def run_highway_env(policy: str, episodes: int):
 
 
 def run_batched(policy: str, episodes: int):
-    venv = make_vec_env("highway", "kinematics", episodes, backend="batched")
+    venv = make_venv("highway", "kinematics", episodes, backend="batched")
     source = PolicySource(policy, "highway", "kinematics", {}, baseline=policy)
     return evaluate_batched(venv, source.make_batch(venv, seed=1), episodes, seed=10_000, progress=True)
 

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from drive.envs import make_env, make_vec_env
+from drive.envs import make_env, make_venv
 
 
 @dataclass
@@ -50,7 +50,7 @@ def highway_env_steps(obs: str, seconds: float, seed: int = 0) -> float:
 
 def batched_steps(obs: str, n_envs: int, device: str, seconds: float) -> float:
     """Env steps per second of the batched simulator's VecEnv with random actions (after compiling)."""
-    venv = make_vec_env("highway", obs, n_envs, backend="batched", device=device)
+    venv = make_venv("highway", obs, n_envs, backend="batched", device=device)
     venv.reset()
     rng = np.random.default_rng(0)
     for _ in range(3):  # warm up: compilation for large batches happens here
@@ -76,7 +76,7 @@ def training_steps(algo: str, backend: str, n_envs: int, timesteps: int, device:
     flags = {"env": {"backend": backend, "n_envs": n_envs}, "train": {"device": device}}
     sets = ["algo.hyperparams.gradient_steps=-1"] if algo == "dqn" else []
     config = resolve("highway", algo, "pixels", flags=flags, sets=sets)
-    venv = make_vec_env("highway", "pixels", n_envs, backend=backend, device=device, seed=0)
+    venv = make_venv("highway", "pixels", n_envs, backend=backend, device=device, seed=0)
     model = build_model(config, venv, device=device)
     model.learn(config.algo.hyperparams.get("learning_starts", 0) + n_envs)  # warm up, fill learning_starts
     start, before = time.perf_counter(), model.num_timesteps

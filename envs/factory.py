@@ -88,7 +88,7 @@ def make_env(
     return gym.make(env_id(scenario, obs), config=config, render_mode=render_mode)
 
 
-def make_vec_env(
+def make_venv(
     scenario: str,
     obs: str = "pixels",
     n_envs: int = 1,

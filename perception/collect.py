@@ -33,7 +33,7 @@ def collect_frames(
     progress: bool = True,
 ) -> FrameStore:
     from drive.agents.policies import policy_source
-    from drive.envs import make_env, make_vec_env
+    from drive.envs import make_env, make_venv
     from drive.envs.scenarios import BACKENDS
     from drive.errors import check_choice
 
@@ -58,7 +58,7 @@ def collect_frames(
     # A baseline's random stream restarts at each shard's seed (a model is loaded once), so that a resumed
     # collection draws the frames an uninterrupted one would have.
     if backend == "batched":
-        venv = make_vec_env(source.env, "pixels", n_envs, backend="batched", config=source.env_config, device=device)
+        venv = make_venv(source.env, "pixels", n_envs, backend="batched", config=source.env_config, device=device)
         first = source.make_batch(venv, seed, device)
 
         def shard_source(k):

@@ -8,7 +8,7 @@ from drive.agents.algos import build_model
 from drive.agents.dagger import Dataset, agreement, collect, distill_loss, fit
 from drive.agents.planner import Planner
 from drive.config import TeacherConfig, resolve
-from drive.envs import make_vec_env
+from drive.envs import make_venv
 from drive.envs.batched import constants as C
 
 
@@ -28,7 +28,7 @@ def _episodes(venv, act, n):
 
 def test_the_planner_drives_far_better_than_random_on_the_batched_simulator():
     n = 8
-    venv = make_vec_env("highway", "kinematics", n, backend="batched")
+    venv = make_venv("highway", "kinematics", n, backend="batched")
     planner = Planner(venv.sim, TeacherConfig(horizon=5))
     planned_return, planned_crashes = _episodes(venv, lambda: planner.act(venv.sim).numpy(), n)
     rng = np.random.default_rng(0)
@@ -38,7 +38,7 @@ def test_the_planner_drives_far_better_than_random_on_the_batched_simulator():
 
 
 def test_the_planner_keeps_lane_and_speed_on_a_near_tie():
-    planner = Planner(make_vec_env("highway", "kinematics", 1, backend="batched").sim, TeacherConfig(tie=0.01))
+    planner = Planner(make_venv("highway", "kinematics", 1, backend="batched").sim, TeacherConfig(tie=0.01))
     values = torch.tensor(
         [
             [1.0, 1.0, 1.0, 1.0, 1.0],  # all equal: IDLE
@@ -82,7 +82,7 @@ def test_dagger_fits_a_pixel_student_to_its_teacher_on_held_out_states():
     torch.manual_seed(0)
     sets = ["algo.encoder.name=compact", "algo.encoder.features_dim=64", "algo.hyperparams.learning_rate=0.001"]
     config = resolve("highway", "ppo", "pixels", sets=sets)
-    venv = make_vec_env("highway", "pixels", 32, backend="batched", seed=5)
+    venv = make_venv("highway", "pixels", 32, backend="batched", seed=5)
     venv.reset()
     model = build_model(config, venv, device="cpu")
     teacher, generator = LaneTeacher(), torch.Generator().manual_seed(0)
@@ -106,7 +106,7 @@ class SlowerTeacher(LaneTeacher):
 
 @pytest.mark.parametrize(("beta", "low", "high"), [(0.0, 0.0, 0.0), (0.5, 0.3, 0.7), (1.0, 1.0, 1.0)])
 def test_the_teacher_drives_each_step_with_probability_beta(beta, low, high):
-    venv = make_vec_env("highway", "pixels", 16, backend="batched", seed=1)
+    venv = make_venv("highway", "pixels", 16, backend="batched", seed=1)
     venv.reset()
     config = resolve("highway", "ppo", "pixels", sets=["algo.encoder.name=compact", "algo.encoder.features_dim=16"])
     model = build_model(config, venv, device="cpu")

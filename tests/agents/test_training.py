@@ -124,7 +124,7 @@ def test_a_run_stopped_in_its_final_evaluation_is_finished_by_resume(runs_dir, m
     sets = [*TINY_DQN, *SHORT_EPISODES, "train.save_freq=40", "train.eval_freq=1000"]
     config = resolve("highway", "dqn", "kinematics", flags={"train": {"timesteps": 40}}, sets=sets)
     with monkeypatch.context() as patch:
-        patch.setattr(callbacks.EvalCallback, "run", lambda self: _sigterm())
+        patch.setattr(callbacks.PeriodicEvaluation, "run", lambda self: _sigterm())
         with pytest.raises(TrainingInterrupted, match="interrupted at step 40"):
             train(config, runs_dir, progress=False)
     (run,) = runs_dir.iterdir()

@@ -21,15 +21,15 @@ def _frames(path):
 
 
 def test_train_agent_on_the_batched_backend_evaluates_on_highway_env(tmp_path, monkeypatch):
-    from drive.agents.callbacks import EvalCallback
+    from drive.agents.callbacks import PeriodicEvaluation
 
-    evaluated_on, real_run = [], EvalCallback.run
+    evaluated_on, real_run = [], PeriodicEvaluation.run
 
     def spy(self):
         evaluated_on.append(type(self.eval_env.unwrapped).__module__)
         return real_run(self)
 
-    monkeypatch.setattr(EvalCallback, "run", spy)
+    monkeypatch.setattr(PeriodicEvaluation, "run", spy)
     runs = tmp_path / "runs"
     args = ["train-agent", "--algo", "ppo", "--obs", "pixels", "--backend", "batched", "--n-envs", "8"]
     sets = [*TINY_PPO, *SHORT_EPISODES, "train.eval_freq=128", "train.save_freq=128"]

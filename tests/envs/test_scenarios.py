@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-from drive.envs import OBS_PRESETS, SCENARIOS, env_id, make_env, make_vec_env
+from drive.envs import OBS_PRESETS, SCENARIOS, env_id, make_env, make_venv
 from drive.errors import DriveError
 
 ALL = [(s, o) for s in SCENARIOS for o in OBS_PRESETS]
@@ -46,12 +46,12 @@ def test_parking_kinematics_keeps_its_goal():
 
 
 def test_vec_env_holds_n_seeded_copies():
-    venv = make_vec_env("highway", "kinematics", n_envs=3, seed=7)
+    venv = make_venv("highway", "kinematics", n_envs=3, seed=7)
     obs = venv.reset()
     assert venv.num_envs == 3 and obs.shape == (3, 5, 5)
     # Different seeds per copy give different traffic.
     assert not np.allclose(obs[0], obs[1])
-    again = make_vec_env("highway", "kinematics", n_envs=3, seed=7).reset()
+    again = make_venv("highway", "kinematics", n_envs=3, seed=7).reset()
     np.testing.assert_array_equal(obs, again)
 
 
@@ -74,14 +74,14 @@ def test_env_config_overrides_reach_highway_env():
 )
 def test_bad_env_requests_name_the_value_and_the_choices(kwargs, message):
     with pytest.raises(DriveError) as err:
-        make_vec_env(**kwargs)
+        make_venv(**kwargs)
     assert str(err.value).startswith(message)
 
 
 def test_subprocess_vec_env_steps_like_the_dummy_one():
     actions = np.array([1, 3])
-    dummy = make_vec_env("highway", "kinematics", n_envs=2, seed=3)
-    subproc = make_vec_env("highway", "kinematics", n_envs=2, seed=3, vec_env="subproc")
+    dummy = make_venv("highway", "kinematics", n_envs=2, seed=3)
+    subproc = make_venv("highway", "kinematics", n_envs=2, seed=3, vec_env="subproc")
     try:
         np.testing.assert_allclose(dummy.reset(), subproc.reset())
         dummy.step_async(actions)

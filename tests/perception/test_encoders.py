@@ -41,11 +41,11 @@ def test_an_agent_normalises_its_frames_exactly_once():
     # sees (pretraining and probes use the encoder outside SB3), and a second division would change it.
     from drive.agents.algos import build_model
     from drive.config import resolve
-    from drive.envs import make_vec_env
+    from drive.envs import make_venv
     from tests.conftest import TINY_PPO
 
     config = resolve("highway", "ppo", "pixels", sets=[*TINY_PPO, "algo.encoder.features_dim=16"])
-    model = build_model(config, make_vec_env("highway", "pixels", 1), device="cpu")
+    model = build_model(config, make_venv("highway", "pixels", 1), device="cpu")
     frames = th.randint(0, 256, (2, 4, 128, 64), dtype=th.uint8)
     encoder = model.policy.features_extractor
     seen = model.policy.extract_features(frames.float(), encoder)

@@ -9,7 +9,7 @@ import pytest
 from drive.agents.baselines import IDMPolicy, RandomPolicy
 from drive.agents.evaluation import evaluate, evaluate_batched
 from drive.agents.policies import PolicySource
-from drive.envs import make_env, make_vec_env
+from drive.envs import make_env, make_venv
 
 
 def _highway_env(policy: str, episodes: int):
@@ -19,7 +19,7 @@ def _highway_env(policy: str, episodes: int):
 
 
 def _batched(policy: str, episodes: int):
-    venv = make_vec_env("highway", "kinematics", episodes, backend="batched")
+    venv = make_venv("highway", "kinematics", episodes, backend="batched")
     source = PolicySource(policy, "highway", "kinematics", {}, baseline=policy)
     return evaluate_batched(venv, source.make_batch(venv, seed=1), episodes, seed=10_000)
 

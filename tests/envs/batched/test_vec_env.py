@@ -3,14 +3,14 @@ import pytest
 import torch
 from stable_baselines3 import DQN, PPO
 
-from drive.envs import make_env, make_vec_env
+from drive.envs import make_env, make_venv
 from drive.envs.batched.vec_env import BatchedVecEnv
 from drive.errors import DriveError
 
 
 @pytest.mark.parametrize("obs", ["pixels", "kinematics"])
 def test_spaces_match_highway_env_so_one_policy_fits_both(obs):
-    venv = make_vec_env("highway", obs, 3, backend="batched")
+    venv = make_venv("highway", obs, 3, backend="batched")
     reference = make_env("highway", obs)
     assert venv.observation_space == reference.observation_space
     assert venv.action_space == reference.action_space
@@ -58,7 +58,7 @@ def test_seed_makes_resets_reproducible():
 
 @pytest.mark.parametrize("algo", [PPO, DQN])
 def test_sb3_trains_on_it_unchanged(algo):
-    venv = make_vec_env("highway", "kinematics", 8, backend="batched", config={"duration": 5})
+    venv = make_venv("highway", "kinematics", 8, backend="batched", config={"duration": 5})
     kwargs = {"n_steps": 8, "batch_size": 32} if algo is PPO else {"learning_starts": 16, "buffer_size": 200}
     model = algo("MlpPolicy", venv, policy_kwargs={"net_arch": [16]}, **kwargs)
     before = [p.detach().clone() for p in model.policy.parameters()]
@@ -72,4 +72,16 @@ def test_sb3_trains_on_it_unchanged(algo):
 
 def test_batched_backend_covers_highway_only():
     with pytest.raises(DriveError, match="backend 'batched' does not simulate env 'merge'; valid: highway"):
-        make_vec_env("merge", "kinematics", 2, backend="batched")
+        make_venv("merge", "kinematics", 2, backend="batched")
+
+
+def test_attributes_and_methods_reach_all_envs_or_are_refused():
+    venv = make_venv("highway", "kinematics", 4, backend="batched")
+    assert venv.get_attr("num_envs", indices=[1, 2]) == [4, 4]
+    venv.set_attr("note", "all", indices=None)
+    assert venv.get_attr("note") == ["all"] * 4
+    with pytest.raises(DriveError, match="set_attr on some of the batched envs: they share one simulator"):
+        venv.set_attr("note", "some", indices=[0])
+    with pytest.raises(DriveError, match="env_method on some of the batched envs"):
+        venv.env_method("seed", 3, indices=[1, 3])
+    assert venv.get_attr("note") == ["all"] * 4
