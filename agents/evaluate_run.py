@@ -78,10 +78,11 @@ def evaluate_to_run(
 
 
 def _log_tensorboard(folder: Path, summary: dict, records: list[EpisodeRecord], step: int) -> None:
-    """Summary scalars at the agent's training step (0 for baselines), and each episode's return."""
+    """Summary scalars at the agent's training step (0 for baselines), and each episode's return against the
+    episode's index, in its own group (``episodes/``) so that it is not read as a curve over training steps."""
     logger = configure(str(folder), ["tensorboard"])
     for i, record in enumerate(records):
-        logger.record("eval/episode_return", record.episode_return)
+        logger.record("episodes/return", record.episode_return)
         logger.dump(i)
     for key, name in [
         ("mean_return", "mean_return"),

@@ -29,7 +29,7 @@ from drive.agents.dagger import Dataset, collect, fit
 from drive.agents.evaluation import evaluate, records_as_dicts, summarize
 from drive.agents.planner import Planner
 from drive.agents.policies import AgentPolicy, check_spaces, load_model
-from drive.agents.run_logger import run_logger
+from drive.agents.run_logger import log_reference, run_logger
 from drive.agents.training import TrainingInterrupted
 from drive.agents.verdict import idm_summary
 from drive.config import RunConfig
@@ -206,11 +206,13 @@ def _final_evaluation(config: RunConfig, run: Path, model, logger, rounds: list[
     for key in ("mean_return", "crash_rate", "mean_speed"):
         logger.record(f"eval/{key}", summary[key])
     logger.dump(rounds[-1]["env_steps"] if rounds else 0)
+    idm = idm_summary(config, config.train.eval_episodes)
+    log_reference(run / "tb", idm, 0, rounds[-1]["env_steps"] if rounds else 0)
     write_metrics(
         run / "metrics.json",
         summary,
         records_as_dicts(records),
-        idm=idm_summary(config, config.train.eval_episodes),
+        idm=idm,
         timesteps=rounds[-1]["env_steps"] if rounds else 0,
         train_seconds=rounds[-1]["seconds_total"] if rounds else 0.0,
     )

@@ -23,3 +23,21 @@ def run_logger(folder: Path) -> Logger:
         writer.file.write(earlier if earlier.endswith("\n") else earlier + "\n")
         writer.file.flush()
     return logger
+
+
+COMPARED = (("mean_return", "return"), ("crash_rate", "crash rate"), ("mean_speed", "speed (m/s)"))
+
+
+def log_reference(folder: Path, idm: dict | None, first_step: int, last_step: int) -> None:
+    """The IDM driver's evaluation as flat lines (``reference/idm_*``) across the training steps, and a custom-
+    scalars layout ("agent vs IDM") that draws each beside the agent's ``eval/*`` curve on one chart."""
+    if idm is None:
+        return
+    from torch.utils.tensorboard import SummaryWriter
+
+    with SummaryWriter(str(folder)) as writer:
+        for key, _ in COMPARED:
+            for step in sorted({first_step, last_step}):
+                writer.add_scalar(f"reference/idm_{key}", idm[key], step)
+        layout = {label: ["Multiline", [f"eval/{key}", f"reference/idm_{key}"]] for key, label in COMPARED}
+        writer.add_custom_scalars({"agent vs IDM (highway-env, evaluation seeds)": layout})

@@ -43,6 +43,10 @@ def test_a_short_run_writes_scalars_video_checkpoints_and_a_loadable_model(runs_
     assert {"rollout/ep_rew_mean", "rollout/reward_collision_reward"} <= set(events.Tags()["scalars"])
     assert events.Tags()["images"] == ["eval/video"]  # TensorBoard keeps videos as animated images
     assert [e.step for e in events.Scalars("eval/mean_return")] == [steps // 2, steps]
+    # the IDM driver as a flat reference line over the same steps, drawn beside the agent by a custom layout
+    reference = events.Scalars("reference/idm_mean_return")
+    assert [e.step for e in reference] == [0, steps] and reference[0].value == reference[1].value
+    assert "custom_scalars__config__" in events.Tags()["tensors"]
 
     model = {"dqn": DQN, "ppo": PPO}[algo].load(run / "model.zip")
     assert model.num_timesteps == steps
