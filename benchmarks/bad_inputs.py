@@ -49,7 +49,7 @@ CASES = [
     "pretrain --frames f --out /proc/p",
     "collect-frames --out taken/frames",
     "collect-frames --out /proc/frames",
-    "collect-frames --env bogus --frames 8",
+    "collect-frames --out frames --env bogus --frames 8",
     "train-agent --device cuda",
     "train-agent --backend batched --device cuda",
     "evaluate --policy idm --device cuda",

@@ -13,6 +13,8 @@ learning curves (return and crash rate against minutes).
     python benchmarks/driving_quality.py --seeds 0 --anchor-minutes 5          # a shorter look
     python benchmarks/driving_quality.py --reuse-anchors docs/driving_quality.json  # the recipe only
 
+A seed whose run folder under ``--out/driver-<seed>/`` is finished is judged again, not retrained.
+
 Writes ``results.json``, ``table.md`` and ``curves.png`` into ``--out`` (copy the last two into ``docs/``).
 """
 
@@ -189,7 +191,14 @@ def main() -> None:
 
     sets = [a for s in args.recipe_set for a in ("--set", s)]
     for seed in args.seeds:
-        run, elapsed = train(args, f"driver-{seed}", ["--recipe", "driver", "--seed", str(seed), *sets], None, args.out)
+        finished = list((args.out / f"driver-{seed}").glob("*/metrics.json"))
+        if finished:  # trained by an earlier invocation: judged again, not retrained
+            run = finished[0].parent
+            elapsed = json.loads(finished[0].read_text())["train_seconds"]  # the rounds only, without evaluation
+        else:
+            run, elapsed = train(
+                args, f"driver-{seed}", ["--recipe", "driver", "--seed", str(seed), *sets], None, args.out
+            )
         rounds = json.loads((run / "student" / "rounds.json").read_text())
         policy = policy_of(run, "ppo")
         entry = {"run": str(run), "minutes": elapsed / 60, "env_steps": rounds[-1]["env_steps"]}  # the whole command
