@@ -77,6 +77,28 @@ class PeriodicEvaluation(BaseCallback):
         return self.summary
 
 
+class StepProgress(BaseCallback):
+    """A tqdm bar over env steps, the style every other verb's bar has (SB3's own bar is rich's, and its final
+    rate is misleading); it starts at the steps a resumed run already has."""
+
+    def __init__(self, total: int):
+        super().__init__()
+        self.total = total
+        self.bar = None
+
+    def _on_training_start(self) -> None:
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=self.total, initial=self.num_timesteps, desc="train", unit="step")
+
+    def _on_step(self) -> bool:
+        self.bar.update(self.model.num_timesteps - self.bar.n)
+        return True
+
+    def _on_training_end(self) -> None:
+        self.bar.close()
+
+
 class RewardTermsCallback(BaseCallback):
     """Mean of each named reward term of highway-env's ``info["rewards"]`` as ``rollout/reward_<term>``."""
 

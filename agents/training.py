@@ -14,7 +14,7 @@ from pathlib import Path
 from stable_baselines3.common.callbacks import CallbackList
 
 from drive.agents.algos import ALGOS, adopt_encoder, apply_freeze, build_model, load_pretrained
-from drive.agents.callbacks import PeriodicEvaluation, RewardTermsCallback, RunCheckpoints
+from drive.agents.callbacks import PeriodicEvaluation, RewardTermsCallback, RunCheckpoints, StepProgress
 from drive.agents.evaluation import records_as_dicts
 from drive.agents.policies import check_spaces
 from drive.agents.replay import load_replay_buffer
@@ -121,7 +121,9 @@ def _learn(model, config: RunConfig, run: Path, eval_env, progress: bool, resume
     evaluation = PeriodicEvaluation(
         eval_env, config.train.eval_episodes, config.train.eval_freq, config.train.video_steps
     )
-    callbacks = CallbackList([checkpoints, evaluation, RewardTermsCallback()])
+    callbacks = CallbackList(
+        [checkpoints, evaluation, RewardTermsCallback(), *([StepProgress(config.train.timesteps)] if progress else [])]
+    )
     start, steps_before = time.perf_counter(), model.num_timesteps
     try:
         with _sigterm_as_interrupt():
@@ -129,7 +131,7 @@ def _learn(model, config: RunConfig, run: Path, eval_env, progress: bool, resume
                 config.train.timesteps - model.num_timesteps,
                 callback=callbacks,
                 reset_num_timesteps=not resumed,
-                progress_bar=progress,
+                progress_bar=False,  # StepProgress instead
             )
             seconds = time.perf_counter() - start
             checkpoints.save()

@@ -194,3 +194,11 @@ def test_a_run_in_use_is_refused_and_resume_keeps_the_history(runs_dir):
     after = (run / "tb" / "progress.csv").read_text().splitlines()
     assert after[1 : len(rows)] == rows[1:] and len(after) > len(rows)  # earlier rows kept, new ones after
     assert set(rows[0].split(",")) <= set(after[0].split(","))
+
+
+def test_training_shows_one_tqdm_bar_over_env_steps(runs_dir, capsys):
+    sets = [*TINY_DQN, *SHORT_EPISODES, "train.save_freq=1000", "train.eval_freq=0"]
+    config = resolve("highway", "dqn", "kinematics", flags={"train": {"timesteps": 48}}, sets=sets)
+    train(config, runs_dir, progress=True)
+    err = capsys.readouterr().err
+    assert "train: 100%" in err and "48/48" in err and "step/s" in err
