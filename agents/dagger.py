@@ -97,6 +97,21 @@ def collect(
     return stats
 
 
+def drive_alone(venv, policy, steps: int) -> DriveStats:
+    """The student alone (no teacher) for ``steps`` policy steps of every env, from fresh traffic: its driving on
+    the batched simulator, to choose between rounds on seeds that neither training nor evaluation uses."""
+    stats = DriveStats([], [], [])
+    obs = venv.reset()
+    for _ in range(steps):
+        obs, _, _, infos = venv.step(student_actions(policy, torch.from_numpy(obs)).cpu().numpy())
+        for info in infos:
+            if "episode" in info:
+                stats.returns.append(info["episode"]["r"])
+                stats.crashed.append(info["episode"]["crashed"])
+                stats.speeds.append(info["episode"]["mean_speed"])
+    return stats
+
+
 def distill_loss(logits: torch.Tensor, values: torch.Tensor, tolerance: float, regret_weight: float):
     """Imitation loss against the teacher's action values, and whether the student's choice is a good one.
 

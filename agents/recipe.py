@@ -5,7 +5,9 @@ runs/highway-driver-<timestamp>/
   config.yaml  command.txt  versions.json
   teacher/metrics.json   # the planner driving alone (round 0), on the batched simulator
   student/round_<k>.zip  # the student after round k (a PPO model), with its data set data_<k>.npz
-  student/rounds.json    # one record per finished round: data, fit, driving, wall-clock, env steps
+  student/rounds.json    # one record per finished round: data, fit, driving, wall-clock, env steps, and (select:
+                         # best) "alone", the student driving alone on validation traffic
+  student/chosen.json    # (select: best) the round whose student became model.zip
   tb/                    # dagger/*, student/* (driving on the batched simulator), eval/* (highway-env)
   model.zip  metrics.json
 ```
@@ -25,7 +27,7 @@ from tqdm.auto import tqdm
 
 from drive.agents.algos import apply_freeze, build_model
 from drive.agents.callbacks import EVAL_SEED
-from drive.agents.dagger import Dataset, collect, fit
+from drive.agents.dagger import Dataset, collect, drive_alone, fit
 from drive.agents.evaluation import evaluate, records_as_dicts, summarize
 from drive.agents.planner import Planner
 from drive.agents.policies import AgentPolicy, check_spaces, load_model
@@ -38,6 +40,9 @@ from drive.errors import DriveError
 from drive.runs import locked, new_run_dir, write_metrics, write_run_files
 
 ROUNDS_FILE = "rounds.json"
+# Validation traffic: the batched simulator's own streams from this seed on (training draws seed * 1e6 + ...),
+# the same for every round, so that rounds are compared on the same episodes; evaluation is on highway-env.
+VALIDATION_SEED = 3_000_000_000
 
 
 def train_recipe(config: RunConfig, runs_root: str | Path, progress: bool) -> Path:
@@ -113,6 +118,7 @@ def _round_model(run: Path, k: int) -> Path:
 def _run(config: RunConfig, run: Path, venv, model, dataset: Dataset, rounds: list[dict], progress: bool) -> Path:
     student, n_envs = config.recipe.student, venv.num_envs
     teacher = Planner(venv.sim, config.recipe.teacher)
+    validation = _make_venv(config) if student.select == "best" else None
     logger = run_logger(run / "tb")
     (run / "student").mkdir(exist_ok=True)
     total = student.rounds * student.steps_per_round * n_envs
@@ -121,10 +127,14 @@ def _run(config: RunConfig, run: Path, venv, model, dataset: Dataset, rounds: li
         with tqdm(total=total, initial=done, desc="driver", unit="step", disable=not progress) as bar:
             for k in range(len(rounds), student.rounds):
                 record = _round(config, k, venv, teacher, model, dataset, bar)
+                if validation is not None:
+                    validation.seed(VALIDATION_SEED + config.train.seed * 10_000)
+                    record["alone"] = drive_alone(validation, model.policy, _episode_steps(validation)).summary()
                 record["seconds_total"] = record["seconds"] + (rounds[-1]["seconds_total"] if rounds else 0.0)
                 _save_round(run, k, model, dataset, record, rounds, config)
                 _log_round(logger, record)
                 bar.set_postfix(round=k, agree=f"{record['fit']['agreement']:.2f}")
+        model = _chosen_student(config, run, model, rounds)
         model.save(run / "model.zip")
         _final_evaluation(config, run, model, logger, rounds)
     except KeyboardInterrupt:
@@ -134,6 +144,22 @@ def _run(config: RunConfig, run: Path, venv, model, dataset: Dataset, rounds: li
     finally:
         logger.close()
     return run
+
+
+def _episode_steps(venv) -> int:
+    """Policy steps of a whole episode: every env finishes at least one."""
+    config = venv.sim.config
+    return int(round(config.duration * config.policy_frequency))
+
+
+def _chosen_student(config: RunConfig, run: Path, model, rounds: list[dict]):
+    """The last round's student, or (``select: best``) the round whose student drove best alone on the validation
+    traffic, by return (a crash ends an episode, so it costs return)."""
+    if config.recipe.student.select == "last" or not all("alone" in r for r in rounds):
+        return model
+    best = max(range(len(rounds)), key=lambda k: rounds[k]["alone"].get("mean_return", float("-inf")))
+    (run / "student" / "chosen.json").write_text(json.dumps({"round": best, "by": "alone/mean_return"}) + "\n")
+    return load_model(_round_model(run, best), "ppo", device=config.train.device)
 
 
 def _round(config: RunConfig, k: int, venv, teacher: Planner, model, dataset: Dataset, bar) -> dict:
@@ -194,6 +220,9 @@ def _log_round(logger, record: dict) -> None:
     for key, value in record["driving"].items():
         if key != "episodes":
             logger.record(f"student/{key}", value)  # the mixture that drove this round, batched simulator
+    for key, value in record.get("alone", {}).items():
+        if key != "episodes":
+            logger.record(f"validation/{key}", value)  # the student alone on the validation traffic
     logger.dump(record["env_steps"])
 
 

@@ -82,6 +82,7 @@ class StudentConfig:
     batch_size: int = 256
     tolerance: float = 0.02  # actions within this of the teacher's best value count as right
     regret_weight: float = 1.0  # weight of the expected regret next to the imitation term
+    select: str = "last"  # model.zip: the last round's student, or the best one driving alone on validation traffic
 
 
 @dataclass(frozen=True)
@@ -333,6 +334,7 @@ def validate_recipe(config: RunConfig) -> None:
         raise DriveError(f"recipe.teacher.commit must be between 1 and the horizon, got {recipe.teacher.commit}")
     if not recipe.teacher.continuations:
         raise DriveError(f"recipe.teacher.continuations must name at least one of {', '.join(ACTION_NAMES)}")
+    check_choice("recipe.student.select", recipe.student.select, ("last", "best"))
     for key, value in (
         ("recipe.teacher.gamma", recipe.teacher.gamma),
         ("recipe.student.beta_decay", recipe.student.beta_decay),

@@ -47,6 +47,24 @@ def test_the_recipe_writes_every_stage_and_a_final_model(recipe_run):
     assert metrics["timesteps"] == 24
 
 
+def test_the_recipe_keeps_the_round_that_drove_best_alone_on_validation_traffic(tmp_path):
+    import torch
+    from stable_baselines3 import PPO
+
+    runs = tmp_path / "runs"
+    sets = [*TINY_RECIPE, "recipe.student.rounds=3", "recipe.student.select=best"]
+    assert main(["train-agent", "--recipe", "driver", "--runs-dir", str(runs), "-q", *_sets(sets)]) == 0
+    (run,) = runs.iterdir()
+    rounds = json.loads((run / "student" / "rounds.json").read_text())
+    returns = [r["alone"]["mean_return"] for r in rounds]
+    assert all(r["alone"]["episodes"] >= 4 for r in rounds)  # every env drove at least one episode alone
+    chosen = json.loads((run / "student" / "chosen.json").read_text())["round"]
+    assert returns[chosen] == max(returns)
+    final = PPO.load(run / "model.zip").policy.state_dict()
+    kept = PPO.load(run / "student" / f"round_{chosen:02d}.zip").policy.state_dict()
+    assert all(torch.equal(final[k], kept[k]) for k in final)
+
+
 def test_the_recipe_prints_its_verdict_beside_the_idm_driver(tmp_path, capsys):
     runs = tmp_path / "runs"
     sets = [*TINY_RECIPE, "recipe.student.rounds=1"]
@@ -105,6 +123,7 @@ def test_a_finished_recipe_run_is_not_resumed(recipe_run, capsys):
         (["--recipe", "driver", "--set", "recipe.student.rounds=0"], "recipe.student.rounds must be at least 1"),
         (["--recipe", "driver", "--set", "recipe.student.epochs=3"], "unknown config key 'recipe.student.epochs'"),
         (["--recipe", "driver", "--set", "recipe.teacher.aggregate=min"], "valid: max, mean"),
+        (["--recipe", "driver", "--set", "recipe.student.select=first"], "valid: last, best"),
         (["--recipe", "driver", "--set", "recipe.teacher.commit=0"], "recipe.teacher.commit must be between 1"),
         (["--recipe", "driver", "--set", "recipe.student.tolerance=-1"], "recipe.student.tolerance must be at least 0"),
         (["--set", "recipe.student.rounds=3"], "recipe.* keys need a recipe: give --recipe NAME (valid: driver)"),
