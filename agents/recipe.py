@@ -149,7 +149,7 @@ def _run(config: RunConfig, run: Path, venv, model, dataset: Dataset, rounds: li
 def _episode_steps(venv) -> int:
     """Policy steps of a whole episode: every env finishes at least one."""
     config = venv.sim.config
-    return int(round(config.duration * config.policy_frequency))
+    return round(config.duration * config.policy_frequency)
 
 
 def _chosen_student(config: RunConfig, run: Path, model, rounds: list[dict]):
