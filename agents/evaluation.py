@@ -56,12 +56,12 @@ def _changed_lane(before, after) -> bool:
     return before is not None and after is not None and before[:2] == after[:2] and before[2] != after[2]
 
 
-def evaluate(env: gym.Env, policy, episodes: int, seed: int = 0, progress: bool = False, on_step=None):
-    """``episodes`` records, episode ``i`` reset with ``seed + i``."""
+def evaluate(
+    env: gym.Env, policy, episodes: int, seed: int = 0, progress: bool = False, on_step=None, desc: str = "evaluate"
+):
+    """``episodes`` records, episode ``i`` reset with ``seed + i``; ``desc`` names the progress bar."""
     seeds = range(seed, seed + episodes)
-    return [
-        run_episode(env, policy, s, on_step) for s in tqdm(seeds, desc="evaluate", unit="episode", disable=not progress)
-    ]
+    return [run_episode(env, policy, s, on_step) for s in tqdm(seeds, desc=desc, unit="episode", disable=not progress)]
 
 
 def summarize(records: list[EpisodeRecord]) -> dict:

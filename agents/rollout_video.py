@@ -159,7 +159,7 @@ def record_rollouts(env, policy, episodes: int, seed: int, progress: bool = Fals
         if on_frame is not None:
             on_frame(frame)
 
-    evaluate(env, policy, episodes, seed, progress=progress, on_step=on_step)
+    evaluate(env, policy, episodes, seed, progress=progress, on_step=on_step, desc="watch")
     return frames
 
 

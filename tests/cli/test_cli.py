@@ -98,6 +98,12 @@ def test_watch_of_a_baseline_shows_the_agent_frames(tmp_path):
     assert ok and frame[150:460].std() > 5  # the agent's grayscale frames under the colour render are drawn
 
 
+def test_watch_names_its_own_progress_bar(tmp_path, capsys):
+    assert main(["watch", "--policy", "idm", "--out", str(tmp_path / "w.gif"), "--seed", "2"]) == 0
+    err = capsys.readouterr().err
+    assert "watch:" in err and "evaluate:" not in err
+
+
 def test_watch_live_without_a_display_says_so(monkeypatch, capsys):
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
