@@ -14,7 +14,8 @@ from stable_baselines3.common.logger import Video
 
 from drive.agents.evaluation import evaluate, summarize
 from drive.agents.policies import AgentPolicy
-from drive.agents.replay import replay_file_name, save_replay_buffer
+from drive.agents.replay import save_replay_buffer
+from drive.runs import replay_file_name
 
 EVAL_SEED = 10_000  # evaluation episodes use their own seeds, never the training ones
 

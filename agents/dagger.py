@@ -46,6 +46,14 @@ class DriveStats:
     crashed: list[bool]
     speeds: list[float]
 
+    def add_finished(self, infos) -> None:
+        """The episodes that ended in this step (the VecEnv's ``info["episode"]``)."""
+        for info in infos:
+            if "episode" in info:
+                self.returns.append(info["episode"]["r"])
+                self.crashed.append(info["episode"]["crashed"])
+                self.speeds.append(info["episode"]["mean_speed"])
+
     def summary(self) -> dict:
         if not self.returns:
             return {"episodes": 0}
@@ -87,11 +95,7 @@ def collect(
             actions = torch.where(use_teacher, actions, student)
         dataset.add(obs.copy(), values.float().cpu().numpy())
         obs, _, _, infos = venv.step(actions.cpu().numpy())
-        for info in infos:
-            if "episode" in info:
-                stats.returns.append(info["episode"]["r"])
-                stats.crashed.append(info["episode"]["crashed"])
-                stats.speeds.append(info["episode"]["mean_speed"])
+        stats.add_finished(infos)
         if progress is not None:
             progress.update(venv.num_envs)
     return stats
@@ -104,11 +108,7 @@ def drive_alone(venv, policy, steps: int) -> DriveStats:
     obs = venv.reset()
     for _ in range(steps):
         obs, _, _, infos = venv.step(student_actions(policy, torch.from_numpy(obs)).cpu().numpy())
-        for info in infos:
-            if "episode" in info:
-                stats.returns.append(info["episode"]["r"])
-                stats.crashed.append(info["episode"]["crashed"])
-                stats.speeds.append(info["episode"]["mean_speed"])
+        stats.add_finished(infos)
     return stats
 
 

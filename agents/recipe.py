@@ -31,9 +31,9 @@ from drive.agents.dagger import Dataset, collect, drive_alone, fit
 from drive.agents.evaluation import evaluate, records_as_dicts, summarize
 from drive.agents.planner import Planner
 from drive.agents.policies import AgentPolicy, check_spaces, load_model
-from drive.agents.run_logger import log_reference, run_logger
+from drive.agents.run_logger import run_logger
 from drive.agents.training import TrainingInterrupted
-from drive.agents.verdict import idm_summary
+from drive.agents.verdict import idm_reference
 from drive.config import RunConfig
 from drive.envs import make_env, make_venv
 from drive.errors import DriveError
@@ -217,12 +217,11 @@ def _log_round(logger, record: dict) -> None:
     logger.record("dagger/loss", record["fit"]["loss"])
     logger.record("dagger/agreement", record["fit"]["agreement"])
     logger.record("time/seconds", record["seconds_total"])
-    for key, value in record["driving"].items():
-        if key != "episodes":
-            logger.record(f"student/{key}", value)  # the mixture that drove this round, batched simulator
-    for key, value in record.get("alone", {}).items():
-        if key != "episodes":
-            logger.record(f"validation/{key}", value)  # the student alone on the validation traffic
+    # student/: the mixture that drove this round; validation/: the student alone on the validation traffic
+    for group, driving in (("student", record["driving"]), ("validation", record.get("alone", {}))):
+        for key, value in driving.items():
+            if key != "episodes":
+                logger.record(f"{group}/{key}", value)
     logger.dump(record["env_steps"])
 
 
@@ -234,15 +233,14 @@ def _final_evaluation(config: RunConfig, run: Path, model, logger, rounds: list[
     summary = summarize(records)
     for key in ("mean_return", "crash_rate", "mean_speed"):
         logger.record(f"eval/{key}", summary[key])
-    logger.dump(rounds[-1]["env_steps"] if rounds else 0)
-    idm = idm_summary(config, config.train.eval_episodes)
-    log_reference(run / "tb", idm, 0, rounds[-1]["env_steps"] if rounds else 0)
+    steps = rounds[-1]["env_steps"] if rounds else 0
+    logger.dump(steps)
     write_metrics(
         run / "metrics.json",
         summary,
         records_as_dicts(records),
-        idm=idm,
-        timesteps=rounds[-1]["env_steps"] if rounds else 0,
+        idm=idm_reference(config, run / "tb", steps),
+        timesteps=steps,
         train_seconds=rounds[-1]["seconds_total"] if rounds else 0.0,
     )
 

@@ -19,10 +19,6 @@ from drive.errors import DriveError
 ROW_ARRAYS = ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")
 
 
-def replay_file_name(steps: int | str) -> str:
-    return f"model_replay_buffer_{steps}_steps.pkl.gz"
-
-
 def save_replay_buffer(model, path: Path) -> None:
     buffer = model.replay_buffer
     rows = buffer.buffer_size if buffer.full else buffer.pos

@@ -18,8 +18,8 @@ from drive.agents.callbacks import PeriodicEvaluation, RewardTermsCallback, RunC
 from drive.agents.evaluation import records_as_dicts
 from drive.agents.policies import check_spaces
 from drive.agents.replay import load_replay_buffer
-from drive.agents.run_logger import log_reference, run_logger
-from drive.agents.verdict import idm_summary
+from drive.agents.run_logger import run_logger
+from drive.agents.verdict import idm_reference
 from drive.config import RunConfig
 from drive.envs import make_env, make_venv
 from drive.errors import DriveError
@@ -135,8 +135,7 @@ def _learn(model, config: RunConfig, run: Path, eval_env, progress: bool, resume
             )
             seconds = time.perf_counter() - start
             checkpoints.save()
-            idm = idm_summary(config, config.train.eval_episodes)
-            log_reference(run / "tb", idm, 0, model.num_timesteps)
+            idm = idm_reference(config, run / "tb", model.num_timesteps)
     except KeyboardInterrupt:
         checkpoints.save()
         command = shlex.join(["drive", "train-agent", "--resume", str(run)])

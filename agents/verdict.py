@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from contextlib import closing
+from pathlib import Path
 
 from drive.agents.baselines import IDMPolicy
 from drive.agents.callbacks import EVAL_SEED
 from drive.agents.evaluation import evaluate, summarize
+from drive.agents.run_logger import log_reference
 from drive.envs import make_env
 from drive.errors import DriveError
 
@@ -27,6 +29,13 @@ def idm_summary(config, episodes: int) -> dict | None:
         except DriveError:
             return None
         return summarize(evaluate(env, idm, episodes, EVAL_SEED))
+
+
+def idm_reference(config, tb_folder: Path, last_step: int) -> dict | None:
+    """IDM on the agent's evaluation episodes, also drawn in TensorBoard as a flat line up to ``last_step``."""
+    idm = idm_summary(config, config.train.eval_episodes)
+    log_reference(tb_folder, idm, 0, last_step)
+    return idm
 
 
 def verdict_table(agent: dict, idm: dict | None) -> str:

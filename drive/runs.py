@@ -108,6 +108,11 @@ def read_run_config(run: str | Path) -> RunConfig:
     return validate(from_dict(RunConfig, load_file(path)))
 
 
+def replay_file_name(steps: int | str) -> str:
+    """The replay buffer saved beside ``model_<steps>_steps.zip`` (``drive.agents.replay``'s format)."""
+    return f"model_replay_buffer_{steps}_steps.pkl.gz"
+
+
 def latest_checkpoint(run: str | Path) -> tuple[Path, Path | None, int]:
     """The newest ``checkpoints/model_<N>_steps.zip``, its replay buffer if saved, and N."""
     folder = Path(run) / "checkpoints"
@@ -115,7 +120,7 @@ def latest_checkpoint(run: str | Path) -> tuple[Path, Path | None, int]:
     if not found:
         raise DriveError(f"run folder {str(run)!r} has no checkpoint in checkpoints/ to resume from")
     steps, model = max(found)
-    replay = folder / f"model_replay_buffer_{steps}_steps.pkl.gz"  # as drive.agents.replay writes it
+    replay = folder / replay_file_name(steps)
     return model, (replay if replay.is_file() else None), steps
 
 
