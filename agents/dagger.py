@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from drive.perception.augment import random_shift
+
 
 @dataclass
 class Dataset:
@@ -144,9 +146,11 @@ def fit(
     generator: torch.Generator,
     tolerance: float,
     regret_weight: float,
+    shift: int = 0,
 ) -> dict:
-    """``updates`` gradient steps on batches drawn uniformly from the whole data set; returns the mean loss and
-    the share of training states where the student's choice is within ``tolerance`` of the teacher's best."""
+    """``updates`` gradient steps on batches drawn uniformly from the whole data set, each frame stack shifted by
+    up to ``shift`` pixels (DrQ; 0: as recorded); returns the mean loss and the share of training states where
+    the student's choice is within ``tolerance`` of the teacher's best."""
     frames, values = dataset.arrays()
     frames_t, values_t = torch.from_numpy(frames), torch.from_numpy(values)
     optimizer = policy.optimizer
@@ -154,7 +158,10 @@ def fit(
     loss_sum = agree = 0.0
     for _ in range(updates):
         index = torch.randint(len(values_t), (batch_size,), generator=generator)
-        logits = policy_logits(policy, frames_t[index].to(policy.device))
+        frames_batch = frames_t[index].to(policy.device)
+        if shift:
+            frames_batch = random_shift(frames_batch, shift, generator)
+        logits = policy_logits(policy, frames_batch)
         loss, chosen_good = distill_loss(logits, values_t[index].to(policy.device), tolerance, regret_weight)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

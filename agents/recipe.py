@@ -45,10 +45,10 @@ ROUNDS_FILE = "rounds.json"
 VALIDATION_SEED = 3_000_000_000
 
 
-def train_recipe(config: RunConfig, runs_root: str | Path, progress: bool) -> Path:
+def train_recipe(config: RunConfig, runs_root: str | Path, progress: bool, run_dir: Path | None = None) -> Path:
     venv = _make_venv(config)
     model = build_model(config, venv, device=config.train.device)
-    run = new_run_dir(runs_root, f"{config.env.name}-{config.recipe.name}")
+    run = new_run_dir(runs_root, f"{config.env.name}-{config.recipe.name}", run_dir)
     with locked(run):
         write_run_files(run, config)
         return _run(config, run, venv, model, Dataset.empty(), [], progress)
@@ -180,6 +180,7 @@ def _round(config: RunConfig, k: int, venv, teacher: Planner, model, dataset: Da
         generator,
         student.tolerance,
         student.regret_weight,
+        student.shift,
     )
     env_steps = (k + 1) * student.steps_per_round * venv.num_envs
     return {

@@ -82,6 +82,7 @@ class StudentConfig:
     batch_size: int = 256
     tolerance: float = 0.02  # actions within this of the teacher's best value count as right
     regret_weight: float = 1.0  # weight of the expected regret next to the imitation term
+    shift: int = 0  # DrQ random shift of up to this many pixels on every fitted batch (0: none)
     select: str = "last"  # model.zip: the last round's student, or the best one driving alone on validation traffic
 
 
@@ -174,9 +175,15 @@ def parse_set(items: list[str]) -> dict:
 
 def _read_scalar(raw: str) -> Any:
     try:
-        return yaml.safe_load(raw)
+        value = yaml.safe_load(raw)
     except yaml.YAMLError:
         return raw
+    if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as text; a user means the number
+        try:
+            return float(value) if value.strip().lower() not in ("nan", "inf", "-inf", "+inf", "infinity") else value
+        except ValueError:
+            return value
+    return value
 
 
 def from_dict(cls: type, data: dict, path: str = "") -> Any:
@@ -325,6 +332,7 @@ def validate_recipe(config: RunConfig) -> None:
         "recipe.teacher.crash_penalty": recipe.teacher.crash_penalty,
         "recipe.student.tolerance": recipe.student.tolerance,
         "recipe.student.regret_weight": recipe.student.regret_weight,
+        "recipe.student.shift": recipe.student.shift,
     }
     for low, values in ((1, positive), (0, non_negative)):
         for key, value in values.items():

@@ -16,7 +16,8 @@ def random_shift(frames: torch.Tensor, pad: int = 4, generator: torch.Generator 
     (the same shift for every frame of a stack)."""
     b, c, h, w = frames.shape
     padded = F.pad(frames.float(), (pad, pad, pad, pad), mode="replicate")
-    shift = torch.randint(0, 2 * pad + 1, (b, 2), device=frames.device, generator=generator)
+    draw_on = generator.device if generator is not None else frames.device  # a seeded stream on its own device
+    shift = torch.randint(0, 2 * pad + 1, (b, 2), device=draw_on, generator=generator).to(frames.device)
     rows = torch.arange(h, device=frames.device)[None, :] + shift[:, :1]
     cols = torch.arange(w, device=frames.device)[None, :] + shift[:, 1:]
     batch = torch.arange(b, device=frames.device)[:, None, None, None]
