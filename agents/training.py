@@ -47,18 +47,21 @@ def make_envs(config: RunConfig):
     return train_env, eval_env
 
 
-def train(config: RunConfig, runs_root: str | Path = "runs", progress: bool = True) -> Path:
-    """A new run: everything is built and checked before the run folder is made."""
+def train(
+    config: RunConfig, runs_root: str | Path = "runs", progress: bool = True, run_dir: Path | None = None
+) -> Path:
+    """A new run: everything is built and checked before the run folder is made (``runs_root/<env>-<algo>-<time>``,
+    or ``run_dir`` where a sweep names its trials' folders)."""
     if config.recipe.name:
         from drive.agents.recipe import train_recipe
 
         with _sigterm_as_interrupt():
-            return train_recipe(config, runs_root, progress)
+            return train_recipe(config, runs_root, progress, run_dir)
     train_env, eval_env = make_envs(config)
     if config.algo.encoder.pretrained:
         config = adopt_encoder(config, load_pretrained(config.algo.encoder.pretrained, train_env.observation_space)[1])
     model = build_model(config, train_env, device=config.train.device)
-    run = new_run_dir(runs_root, f"{config.env.name}-{config.algo.name}")
+    run = new_run_dir(runs_root, f"{config.env.name}-{config.algo.name}", run_dir)
     with locked(run):
         write_run_files(run, config)
         return _learn(model, config, run, eval_env, progress)

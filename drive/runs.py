@@ -20,8 +20,12 @@ CONFIG_FILE = "config.yaml"
 _CHECKPOINT = re.compile(r"model_(\d+)_steps\.zip$")
 
 
-def new_run_dir(root: str | Path, name: str) -> Path:
-    """A fresh folder ``root/<name>-<timestamp>``, suffixed ``-2``, ``-3``... if that second is taken."""
+def new_run_dir(root: str | Path, name: str, exact: Path | None = None) -> Path:
+    """A fresh folder ``root/<name>-<timestamp>``, suffixed ``-2``, ``-3``... if that second is taken; or the
+    ``exact`` folder a sweep chose (kept if a stopped trial left it with nothing to resume from)."""
+    if exact is not None:
+        exact.mkdir(parents=True, exist_ok=True)
+        return exact
     base = Path(root) / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
     path, k = base, 1
     while True:
