@@ -363,6 +363,98 @@ def probe(
     typer.echo(f"probe: {folder / 'probe.json'}")
 
 
+@app.command()
+def sweep(
+    config: Annotated[Path | None, typer.Option(help="Sweep YAML (see configs/sweeps/); flags override it.")] = None,
+    env: Annotated[str | None, typer.Option(help="Scenario, as drive train-agent takes it.")] = None,
+    recipe: Annotated[str | None, typer.Option(help="A recipe from configs/recipes/.")] = None,
+    algo: Annotated[str | None, typer.Option(help="dqn or ppo.")] = None,
+    obs: Annotated[str | None, typer.Option(help="pixels or kinematics.")] = None,
+    backend: Annotated[str | None, typer.Option(help="highway-env or batched.")] = None,
+    n_envs: Annotated[int | None, typer.Option(help="Parallel envs of each run.")] = None,
+    timesteps: Annotated[int | None, typer.Option("--timesteps", "-n", help="Env steps of each run.")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu or cuda, in every trial.")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="key.path=value for every trial; repeatable.")] = None,
+    grid: Annotated[list[str] | None, typer.Option(help="key.path=v1,v2,...: the cross product; repeatable.")] = None,
+    search: Annotated[list[str] | None, typer.Option(help="key.path=low:high[:log][:int]; repeatable.")] = None,
+    trials: Annotated[int | None, typer.Option(help="Configurations a search samples (Optuna).")] = None,
+    metric: Annotated[str | None, typer.Option(help="What a search optimises: eval/mean_return, ...")] = None,
+    mode: Annotated[str | None, typer.Option(help="max or min.")] = None,
+    seeds: Annotated[int | None, typer.Option(help="Seeds of each configuration.")] = None,
+    seed: Annotated[int | None, typer.Option(help="The first seed.", callback=_in_range("--seed", 0, MAX_SEED))] = None,
+    name: Annotated[str | None, typer.Option(help="Names the folder runs/sweep-<name>-<time>.")] = None,
+    address: Annotated[str | None, typer.Option(help="HOST:PORT or auto: join a running Ray cluster.")] = None,
+    cpus_per_trial: Annotated[float | None, typer.Option(help="CPU cores each trial holds (default 1).")] = None,
+    gpus_per_trial: Annotated[float | None, typer.Option(help="GPUs each trial holds (default 0).")] = None,
+    max_concurrent: Annotated[int | None, typer.Option(help="Trials at once (default: as cores allow).")] = None,
+    resume: Annotated[Path | None, typer.Option(help="A stopped sweep's folder: run what is left.")] = None,
+    runs_dir: RunsDir = Path("runs"),
+    verbose: Annotated[bool, typer.Option(help="Ray's own status tables and the trials' output.")] = False,
+    quiet: Quiet = False,
+) -> None:
+    """Many runs on Ray Tune: seeds, a grid or an Optuna search; writes runs/sweep-<name>-<time>/<trial>/."""
+    from drive.sweep_run import prepare_sweep, resume_sweep_folder, run_prepared
+
+    if resume is not None:
+        given = [k for k, v in locals().items() if v not in (None, False, []) and k in _SWEEP_SPEC_OPTIONS]
+        if given:
+            option = "--" + given[0].rstrip("_").replace("_", "-")
+            raise DriveError(f"--resume continues the sweep's saved spec; drop {option}")
+        folder, spec, finished = resume_sweep_folder(resume)
+    else:
+        values = {
+            "name": name,
+            "seeds": seeds,
+            "seed": seed,
+            "trials": trials,
+            "metric": metric,
+            "mode": mode,
+            "cpus_per_trial": cpus_per_trial,
+            "gpus_per_trial": gpus_per_trial,
+            "max_concurrent": max_concurrent,
+        }
+        train = {
+            "env": env,
+            "recipe": recipe,
+            "algo": algo,
+            "obs": obs,
+            "backend": backend,
+            "n_envs": n_envs,
+            "timesteps": timesteps,
+            "device": device,
+            "set": set_ or [],
+        }
+        folder, spec, finished = prepare_sweep(config, values, train, grid or [], search or [], address, runs_dir)
+    code = run_prepared(folder, spec, finished, address, verbose, progress=not quiet, echo=typer.echo)
+    if code:
+        raise typer.Exit(code)
+
+
+_SWEEP_SPEC_OPTIONS = (
+    "config",
+    "env",
+    "recipe",
+    "algo",
+    "obs",
+    "backend",
+    "n_envs",
+    "timesteps",
+    "device",
+    "set_",
+    "grid",
+    "search",
+    "trials",
+    "metric",
+    "mode",
+    "seeds",
+    "seed",
+    "name",
+    "cpus_per_trial",
+    "gpus_per_trial",
+    "max_concurrent",
+)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console entry point: DriveError -> one line and exit code 2."""
     from drive.agents.training import TrainingInterrupted

@@ -25,7 +25,8 @@ ALLOWED = {
 }
 # The two perception verbs that drive or read a trained agent (collect-frames --policy RUN, probe --encoder RUN).
 EXCEPTIONS = {"drive.perception.collect": {"drive.agents"}, "drive.perception.probe_run": {"drive.agents"}}
-TOP = ("drive.cli", "drive.bench", "drive.__init__", "drive.__main__")  # the command line: may import anything
+# The command line and the sweeps it runs (drive sweep trains runs): may import anything.
+TOP = ("drive.cli", "drive.bench", "drive.sweep", "drive.__init__", "drive.__main__")
 
 
 def _modules():
