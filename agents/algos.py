@@ -20,13 +20,23 @@ ALGOS: dict[str, type[BaseAlgorithm]] = {"dqn": DQN, "ppo": PPO}
 _RESERVED = {"policy", "env", "policy_kwargs", "seed", "device", "tensorboard_log", "verbose", "_init_setup_model"}
 
 
+def hyperparam_names(algo: str) -> list[str]:
+    """What ``algo.hyperparams`` may set: the SB3 constructor's keywords that a config owns."""
+    params = inspect.signature(ALGOS[algo].__init__).parameters
+    return sorted(k for k in params if k not in _RESERVED and k != "self")
+
+
+def check_hyperparam_name(algo: str, key: str) -> None:
+    valid = hyperparam_names(algo)
+    if key not in valid:
+        raise DriveError(f"unknown {algo} hyperparameter {key!r}; valid: {', '.join(valid)}")
+
+
 def check_hyperparams(algo: str, hyperparams: dict[str, Any]) -> None:
     """Refuse keys the SB3 constructor does not take and values whose type differs from its default."""
     params = inspect.signature(ALGOS[algo].__init__).parameters
-    valid = sorted(k for k in params if k not in _RESERVED and k != "self")
     for key, value in hyperparams.items():
-        if key not in valid:
-            raise DriveError(f"unknown {algo} hyperparameter {key!r}; valid: {', '.join(valid)}")
+        check_hyperparam_name(algo, key)
         default = params[key].default
         if isinstance(default, bool) or isinstance(value, bool):
             ok = isinstance(value, bool) and isinstance(default, bool)

@@ -460,7 +460,7 @@ def main(argv: list[str] | None = None) -> int:
     from drive.agents.training import TrainingInterrupted
 
     try:
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False)  # a verb's typer.Exit(code) comes back as its return value
     except DriveError as err:
         typer.echo(f"error: {err}", err=True)
         return 2
@@ -479,7 +479,7 @@ def main(argv: list[str] | None = None) -> int:
             typer.echo(f"error: {err.format_message()}", err=True)
             return err.exit_code
         raise
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":

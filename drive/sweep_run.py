@@ -30,6 +30,7 @@ def prepare_sweep(
 ) -> tuple[Path, SweepSpec, int]:
     """Flags over the sweep file, all checked (keys, ranges, the base run config, the cluster address) before
     the sweep folder is made."""
+    from drive.agents.algos import check_hyperparam_name
     from drive.config import resolve
 
     require_ray()
@@ -46,7 +47,12 @@ def prepare_sweep(
     t = spec.train
     flags = {"env": {k: t[k] for k in ("backend", "n_envs") if t.get(k) is not None}}
     flags["train"] = {k: t[k] for k in ("timesteps", "device") if t.get(k) is not None}
-    resolve(t.get("env") or "highway", t.get("algo"), t.get("obs"), t.get("config"), flags, t["set"], t.get("recipe"))
+    base = resolve(
+        t.get("env") or "highway", t.get("algo"), t.get("obs"), t.get("config"), flags, t["set"], t.get("recipe")
+    )
+    for key in [*spec.grid, *spec.search]:
+        if key.startswith("algo.hyperparams."):
+            check_hyperparam_name(base.algo.name, key.split(".")[2])
     check_address(address)
     check_writable(runs_dir, "--runs-dir", True)
     folder = new_run_dir(runs_dir, f"sweep-{spec.name}")

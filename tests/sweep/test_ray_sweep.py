@@ -56,7 +56,8 @@ def test_a_grid_sweep_writes_a_run_per_trial_and_a_summary_of_them(tmp_path):
 
 def test_bad_sweep_input_is_refused_in_one_line_before_anything(tmp_path):
     for args, message in [
-        (["--grid", "algo.hyperparams.learnin=1,2"], "unknown config key"),
+        (["--grid", "algo.hyperparams.learnin=1,2"], "unknown ppo hyperparameter 'learnin'"),
+        (["--grid", "algo.learnin=1,2"], "unknown config key 'algo.learnin'"),
         (["--search", "algo.hyperparams.gamma=0.99:0.9", "--trials", "2"], "low must be below high"),
         (["--grid", "algo.hyperparams.gamma="], "has no values"),
         (["--address", "127.0.0.1:1"], "no Ray cluster answers"),
