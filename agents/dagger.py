@@ -147,10 +147,12 @@ def fit(
     tolerance: float,
     regret_weight: float,
     shift: int = 0,
+    shift_lateral: bool = True,
 ) -> dict:
     """``updates`` gradient steps on batches drawn uniformly from the whole data set, each frame stack shifted by
-    up to ``shift`` pixels (DrQ; 0: as recorded); returns the mean loss and the share of training states where
-    the student's choice is within ``tolerance`` of the teacher's best."""
+    up to ``shift`` pixels (DrQ; 0: as recorded; along the road only unless ``shift_lateral``); returns the mean
+    loss and the share of training states where the student's choice is within ``tolerance`` of the teacher's
+    best."""
     frames, values = dataset.arrays()
     frames_t, values_t = torch.from_numpy(frames), torch.from_numpy(values)
     optimizer = policy.optimizer
@@ -160,7 +162,7 @@ def fit(
         index = torch.randint(len(values_t), (batch_size,), generator=generator)
         frames_batch = frames_t[index].to(policy.device)
         if shift:
-            frames_batch = random_shift(frames_batch, shift, generator)
+            frames_batch = random_shift(frames_batch, shift, generator, lateral=shift_lateral)
         logits = policy_logits(policy, frames_batch)
         loss, chosen_good = distill_loss(logits, values_t[index].to(policy.device), tolerance, regret_weight)
         optimizer.zero_grad(set_to_none=True)

@@ -181,6 +181,7 @@ def _round(config: RunConfig, k: int, venv, teacher: Planner, model, dataset: Da
         student.tolerance,
         student.regret_weight,
         student.shift,
+        student.shift_lateral,
     )
     env_steps = (k + 1) * student.steps_per_round * venv.num_envs
     return {

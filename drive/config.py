@@ -83,6 +83,7 @@ class StudentConfig:
     tolerance: float = 0.02  # actions within this of the teacher's best value count as right
     regret_weight: float = 1.0  # weight of the expected regret next to the imitation term
     shift: int = 0  # DrQ random shift of up to this many pixels on every fitted batch (0: none)
+    shift_lateral: bool = True  # the shift also moves the scene across the lanes, not only along the road
     select: str = "last"  # model.zip: the last round's student, or the best one driving alone on validation traffic
 
 

@@ -11,13 +11,17 @@ import torch
 import torch.nn.functional as F
 
 
-def random_shift(frames: torch.Tensor, pad: int = 4, generator: torch.Generator | None = None) -> torch.Tensor:
-    """(B, C, A, B2) uint8 or float -> float, each sample shifted by up to ``pad`` pixels along both axes
-    (the same shift for every frame of a stack)."""
+def random_shift(
+    frames: torch.Tensor, pad: int = 4, generator: torch.Generator | None = None, lateral: bool = True
+) -> torch.Tensor:
+    """(B, C, W, H) uint8 or float -> float, each sample shifted by up to ``pad`` pixels along the road (W) and,
+    if ``lateral``, across it (H); the same shift for every frame of a stack."""
     b, c, h, w = frames.shape
     padded = F.pad(frames.float(), (pad, pad, pad, pad), mode="replicate")
     draw_on = generator.device if generator is not None else frames.device  # a seeded stream on its own device
     shift = torch.randint(0, 2 * pad + 1, (b, 2), device=draw_on, generator=generator).to(frames.device)
+    if not lateral:
+        shift[:, 1] = pad  # centred across the road: lanes stay where they are relative to the frame
     rows = torch.arange(h, device=frames.device)[None, :] + shift[:, :1]
     cols = torch.arange(w, device=frames.device)[None, :] + shift[:, 1:]
     batch = torch.arange(b, device=frames.device)[:, None, None, None]

@@ -119,6 +119,16 @@ def test_augmentations_keep_the_ego_lane(store):
     assert augment(frames).shape == frames.shape
 
 
+def test_a_shift_along_the_road_only_keeps_every_pixel_in_its_lane(store):
+    frames = torch.as_tensor(FrameStore.open(store.root).load()["frames"][:32])
+    along = random_shift(frames, generator=torch.Generator().manual_seed(0), lateral=False)
+    both = random_shift(frames, generator=torch.Generator().manual_seed(0))
+    across = lambda x: x.float().sum(dim=1)  # noqa: E731  (B, W, H) -> the profile across the road, (B, H)
+    assert torch.equal(across(along[:, -1]).argmax(-1), across(frames[:, -1]).argmax(-1))
+    assert not torch.equal(across(both[:, -1]).argmax(-1), across(frames[:, -1]).argmax(-1))
+    assert not torch.equal(along, frames.float())  # it did move, along the road
+
+
 def test_a_pretraining_step_lowers_the_loss_on_a_fixed_batch(store):
     data = FrameStore.open(store.root).load()
     later = successors(data["episode"], data["step"])
