@@ -21,6 +21,7 @@ from drive.agents.replay import load_replay_buffer
 from drive.agents.run_logger import run_logger
 from drive.agents.verdict import idm_reference
 from drive.config import RunConfig
+from drive.cores import use_threads
 from drive.envs import make_env, make_venv
 from drive.errors import DriveError
 from drive.runs import latest_checkpoint, locked, new_run_dir, read_run_config, write_metrics, write_run_files
@@ -52,6 +53,7 @@ def train(
 ) -> Path:
     """A new run: everything is built and checked before the run folder is made (``runs_root/<env>-<algo>-<time>``,
     or ``run_dir`` where a sweep names its trials' folders)."""
+    use_threads(config.train.threads)
     if config.recipe.name:
         from drive.agents.recipe import train_recipe
 
@@ -78,6 +80,7 @@ def resume(run: str | Path, timesteps: int | None = None, progress: bool = True)
 
 def _resume(run: Path, timesteps: int | None, progress: bool) -> Path:
     config = read_run_config(run)
+    use_threads(config.train.threads)
     if config.recipe.name:
         if timesteps is not None:
             raise DriveError(f"run {str(run)!r} is a recipe run, budgeted in rounds; drop --timesteps")

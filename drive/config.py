@@ -56,6 +56,7 @@ class TrainConfig:
     save_freq: int = 1000  # env steps between checkpoints
     video_steps: int = 40  # policy steps of the evaluation video logged to TensorBoard (0: none)
     save_replay_buffer: bool = True  # beside each checkpoint (off-policy agents): resume keeps the buffer
+    threads: int = 0  # torch threads (0: the cores not busy when the run starts, at least 1; see drive.cores)
 
 
 @dataclass(frozen=True)
@@ -274,6 +275,8 @@ def validate(config: RunConfig) -> RunConfig:
     for key in ("timesteps", "eval_episodes", "save_freq"):
         if getattr(config.train, key) < 1:
             raise DriveError(f"train.{key} must be at least 1, got {getattr(config.train, key)}")
+    if config.train.threads < 0:
+        raise DriveError(f"train.threads must be at least 0 (0: the free cores), got {config.train.threads}")
     if config.train.eval_freq < 0:
         raise DriveError(f"train.eval_freq must be at least 0 (0: only at the end), got {config.train.eval_freq}")
     if not 0 <= config.train.seed <= MAX_SEED:

@@ -121,9 +121,6 @@ def _run_config(folder: Path, verbose: bool, lines):
 
 def _train_trial(config: dict, spec: SweepSpec, folder: str) -> None:
     """One Ray trial: its run folders (trained, resumed or, if finished, read), then one report."""
-    import torch
-
-    torch.set_num_threads(max(1, int(spec.cpus_per_trial)))  # threads beyond the trial's cores only spin
     if "trial" in config:
         trial = Trial(
             **{**config["trial"], "sets": tuple(config["trial"]["sets"]), "seeds": tuple(config["trial"]["seeds"])}
@@ -170,7 +167,7 @@ def _train_or_finish(spec: SweepSpec, trial: Trial, seed: int, run: Path) -> Pat
     if run.is_dir() and (any((run / "checkpoints").glob("model_*_steps.zip")) or (run / "student").is_dir()):
         return resume(run, progress=False)
     t = spec.train
-    flags: dict = {"env": {}, "train": {"seed": seed}}
+    flags: dict = {"env": {}, "train": {"seed": seed, "threads": max(1, int(spec.cpus_per_trial))}}
     for key, section in (("backend", "env"), ("n_envs", "env"), ("timesteps", "train"), ("device", "train")):
         if t.get(key) is not None:
             flags[section][key] = t[key]

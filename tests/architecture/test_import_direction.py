@@ -11,6 +11,7 @@ FOLDERS = {"drive": "drive", "envs": "drive.envs", "agents": "drive.agents", "pe
 # What each part may import besides itself, by module prefix.
 ALLOWED = {
     "drive.errors": set(),
+    "drive.cores": set(),
     "drive.config": {
         "drive.errors",
         "drive.envs.scenarios",
@@ -21,7 +22,7 @@ ALLOWED = {
     "drive.runs": {"drive.errors", "drive.config"},
     "drive.envs": {"drive.errors", "drive.config"},
     "drive.perception": {"drive.errors", "drive.config", "drive.runs", "drive.envs"},
-    "drive.agents": {"drive.errors", "drive.config", "drive.runs", "drive.envs", "drive.perception"},
+    "drive.agents": {"drive.errors", "drive.config", "drive.cores", "drive.runs", "drive.envs", "drive.perception"},
 }
 # The two perception verbs that drive or read a trained agent (collect-frames --policy RUN, probe --encoder RUN).
 EXCEPTIONS = {"drive.perception.collect": {"drive.agents"}, "drive.perception.probe_run": {"drive.agents"}}
