@@ -28,5 +28,5 @@ def test_busy_cores_sees_a_spinning_thread():
 
 
 def test_a_negative_thread_count_is_refused():
-    with pytest.raises(DriveError, match="train.threads must be at least 0"):
+    with pytest.raises(DriveError, match=r"train\.threads must be at least 0"):
         resolve("highway", sets=["train.threads=-1"])
