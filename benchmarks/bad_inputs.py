@@ -57,6 +57,17 @@ CASES = [
     "collect-frames --device cuda",
     "pretrain --frames f --device cuda",
     "probe --frames f --encoder random --device cuda",
+    "train-agent --set train.threads=-1",
+    "sweep --grid algo.learnin=1,2",
+    "sweep --grid algo.hyperparams.learnin=1,2",
+    "sweep --grid algo.hyperparams.gamma=",
+    "sweep --search algo.hyperparams.gamma=0.99:0.9 --trials 2",
+    "sweep --search algo.hyperparams.gamma=0.9:0.99",
+    "sweep --grid train.seed=1,2",
+    "sweep --seeds 0",
+    "sweep --address 127.0.0.1:1",
+    "sweep --runs-dir /proc/runs",
+    "sweep --resume nowhere",
 ]
 
 

@@ -186,7 +186,8 @@ def check_key(key: str) -> None:
         fields = {f.name for f in dataclasses.fields(cls)}
         if part not in fields:
             valid = ", ".join(where + f for f in sorted(fields))
-            raise DriveError(f"unknown config key {where + part!r} in {key!r}; valid: {valid}")
+            inside = f" in {key!r}" if key != where + part else ""
+            raise DriveError(f"unknown config key {where + part!r}{inside}; valid: {valid}")
         hint = typing.get_type_hints(cls)[part]
         if not dataclasses.is_dataclass(hint):
             if hint is not dict and key != where + part:
