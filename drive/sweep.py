@@ -219,6 +219,22 @@ def search_trial(spec: SweepSpec, trial_id: str, sampled: dict) -> Trial:
     return Trial(_folder_name(None, [trial_id]), sets, tuple(seed_list(spec)), label)
 
 
+def run_config(spec: SweepSpec, sets: tuple[str, ...] = (), train: dict | None = None) -> RunConfig:
+    """The run config of the sweep's ``train`` options plus ``sets``, as ``drive train-agent`` would resolve it;
+    ``train`` adds ``train.*`` flags (a trial's seed and threads)."""
+    from drive.config import resolve
+
+    t = spec.train
+    flags: dict = {"env": {}, "train": dict(train or {})}
+    for key, section in (("backend", "env"), ("n_envs", "env"), ("timesteps", "train"), ("device", "train")):
+        if t.get(key) is not None:
+            flags[section][key] = t[key]
+    sets = [*(t.get("set") or []), *sets]
+    return resolve(
+        t.get("env") or "highway", t.get("algo"), t.get("obs"), t.get("config"), flags, sets, t.get("recipe")
+    )
+
+
 def seed_list(spec: SweepSpec) -> list[int]:
     return list(range(spec.seed, spec.seed + spec.seeds))
 

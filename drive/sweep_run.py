@@ -9,7 +9,16 @@ from pathlib import Path
 
 from drive.errors import DriveError
 from drive.runs import check_writable, locked, new_run_dir
-from drive.sweep import SweepSpec, build_spec, load_spec, parse_grid, parse_search, read_spec_file, save_spec
+from drive.sweep import (
+    SweepSpec,
+    build_spec,
+    load_spec,
+    parse_grid,
+    parse_search,
+    read_spec_file,
+    run_config,
+    save_spec,
+)
 from drive.sweep_summary import summarize, summary_table, write_hparams, write_summary
 
 INSTALL_HINT = 'drive sweep needs Ray Tune and Optuna: pip install -e ".[ray]" (or pip install "drive[ray]")'
@@ -31,7 +40,6 @@ def prepare_sweep(
     """Flags over the sweep file, all checked (keys, ranges, the base run config, the cluster address) before
     the sweep folder is made."""
     from drive.agents.algos import check_hyperparam_name
-    from drive.config import resolve
 
     require_ray()
     spec_values = read_spec_file(config) if config is not None else {"train": {}, "grid": {}, "search": {}}
@@ -44,12 +52,7 @@ def prepare_sweep(
     spec_values["grid"] = {**spec_values["grid"], **parse_grid(grid)}
     spec_values["search"] = {**spec_values["search"], **parse_search(search)}
     spec = build_spec(**{**spec_values, **{k: v for k, v in values.items() if v is not None}})
-    t = spec.train
-    flags = {"env": {k: t[k] for k in ("backend", "n_envs") if t.get(k) is not None}}
-    flags["train"] = {k: t[k] for k in ("timesteps", "device") if t.get(k) is not None}
-    base = resolve(
-        t.get("env") or "highway", t.get("algo"), t.get("obs"), t.get("config"), flags, t["set"], t.get("recipe")
-    )
+    base = run_config(spec)  # the options every trial shares, checked before Ray starts
     for key in [*spec.grid, *spec.search]:
         if key.startswith("algo.hyperparams."):
             check_hyperparam_name(base.algo.name, key.split(".")[2])

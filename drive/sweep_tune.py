@@ -26,6 +26,7 @@ from drive.sweep import (
     SweepSpec,
     Trial,
     grid_trials,
+    run_config,
     run_folder_name,
     search_trial,
 )
@@ -142,8 +143,6 @@ def _train_trial(config: dict, spec: SweepSpec, folder: str) -> None:
 
 
 def _error_line(err: Exception) -> str:
-    from drive.errors import DriveError
-
     first = (str(err).strip().splitlines() or [""])[0]
     return first if isinstance(err, DriveError) else f"{type(err).__name__}: {first}"
 
@@ -160,27 +159,13 @@ def _save_traceback(folder: Path, name: str) -> str:
 def _train_or_finish(spec: SweepSpec, trial: Trial, seed: int, run: Path) -> Path:
     """A finished run folder is read, a started one resumed (checkpoints or recipe rounds), else trained."""
     from drive.agents.training import resume, train
-    from drive.config import resolve
 
     if (run / "metrics.json").is_file():
         return run
     if run.is_dir() and (any((run / "checkpoints").glob("model_*_steps.zip")) or (run / "student").is_dir()):
         return resume(run, progress=False)
-    t = spec.train
-    flags: dict = {"env": {}, "train": {"seed": seed, "threads": max(1, int(spec.cpus_per_trial))}}
-    for key, section in (("backend", "env"), ("n_envs", "env"), ("timesteps", "train"), ("device", "train")):
-        if t.get(key) is not None:
-            flags[section][key] = t[key]
     sys.argv = ["drive", "sweep", "trial", trial.name, "--seed", str(seed), *(f"--set={s}" for s in trial.sets)]
-    config = resolve(
-        t.get("env") or "highway",
-        t.get("algo"),
-        t.get("obs"),
-        t.get("config"),
-        flags,
-        [*(t.get("set") or []), *trial.sets],
-        recipe=t.get("recipe"),
-    )
+    config = run_config(spec, trial.sets, {"seed": seed, "threads": max(1, int(spec.cpus_per_trial))})
     return train(config, run.parent, progress=False, run_dir=run)
 
 
