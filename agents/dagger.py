@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from drive.config import StudentConfig
 from drive.perception.augment import random_shift
 
 
@@ -114,22 +115,26 @@ def drive_alone(venv, policy, steps: int) -> DriveStats:
     return stats
 
 
-def distill_loss(logits: torch.Tensor, values: torch.Tensor, tolerance: float, regret_weight: float):
+def distill_loss(logits: torch.Tensor, values: torch.Tensor, student: StudentConfig):
     """Imitation loss against the teacher's action values, and whether the student's choice is a good one.
 
-    Several actions are often equally good (FASTER at top speed is IDLE; LANE_LEFT in the leftmost lane too):
-    the student is asked to put its probability on the set of actions within ``tolerance`` of the best
-    (``-log sum p``), not on one of them picked by a tie-break; and the expected regret under its
-    probabilities weighs the states where a wrong choice costs a crash far above those where it costs a
-    little speed.
+    Several actions are often equally good (FASTER at top speed is IDLE; LANE_LEFT in the leftmost lane too).
+    With a ``temperature`` the target is the softmax of the values over it (policy distillation, Rusu et al.
+    2016): equal values share the mass, an action that costs a crash gets none. Without one (0), the student is
+    asked to put its probability on the set of actions within ``tolerance`` of the best (``-log sum p``). Either
+    way ``regret_weight`` adds the expected regret of its choice, so that a state where a wrong action crashes
+    weighs more than one where it loses a little speed; that term's gradient grows with the regrets (a crash
+    costs about 20 to 30), and with a weight of 1 or more it saturates the softmax onto one constant action.
     """
     regret = values.max(-1, keepdim=True).values - values
-    good = regret <= tolerance
     log_p = F.log_softmax(logits, -1)
-    set_nll = -torch.logsumexp(log_p.masked_fill(~good, -torch.inf), -1)
+    if student.temperature > 0:
+        imitation = -(F.softmax(-regret / student.temperature, -1) * log_p).sum(-1)
+    else:
+        imitation = -torch.logsumexp(log_p.masked_fill(regret > student.tolerance, -torch.inf), -1)
     expected_regret = (log_p.exp() * regret).sum(-1)
-    loss = (set_nll + regret_weight * expected_regret).mean()
-    return loss, good_choice(values, logits.argmax(-1), tolerance)
+    loss = (imitation + student.regret_weight * expected_regret).mean()
+    return loss, good_choice(values, logits.argmax(-1), student.tolerance)
 
 
 def good_choice(values: torch.Tensor, actions: torch.Tensor, tolerance: float) -> torch.Tensor:
@@ -139,32 +144,25 @@ def good_choice(values: torch.Tensor, actions: torch.Tensor, tolerance: float) -
 
 
 def fit(
-    policy,
-    dataset: Dataset,
-    updates: int,
-    batch_size: int,
-    generator: torch.Generator,
-    tolerance: float,
-    regret_weight: float,
-    shift: int = 0,
-    shift_lateral: bool = True,
+    policy, dataset: Dataset, student: StudentConfig, generator: torch.Generator, updates: int | None = None
 ) -> dict:
-    """``updates`` gradient steps on batches drawn uniformly from the whole data set, each frame stack shifted by
-    up to ``shift`` pixels (DrQ; 0: as recorded; along the road only unless ``shift_lateral``); returns the mean
-    loss and the share of training states where the student's choice is within ``tolerance`` of the teacher's
-    best."""
+    """``updates`` (default: the config's per round) gradient steps on batches of ``student.batch_size`` drawn
+    uniformly from the whole data set, each frame stack shifted by up to ``student.shift`` pixels (DrQ; along the
+    road only unless ``shift_lateral``); returns the mean loss and the share of training states where the
+    student's choice is within ``tolerance`` of the teacher's best."""
+    updates = student.updates_per_round if updates is None else updates
     frames, values = dataset.arrays()
     frames_t, values_t = torch.from_numpy(frames), torch.from_numpy(values)
     optimizer = policy.optimizer
     policy.set_training_mode(True)
     loss_sum = agree = 0.0
     for _ in range(updates):
-        index = torch.randint(len(values_t), (batch_size,), generator=generator)
+        index = torch.randint(len(values_t), (student.batch_size,), generator=generator)
         frames_batch = frames_t[index].to(policy.device)
-        if shift:
-            frames_batch = random_shift(frames_batch, shift, generator, lateral=shift_lateral)
+        if student.shift:
+            frames_batch = random_shift(frames_batch, student.shift, generator, lateral=student.shift_lateral)
         logits = policy_logits(policy, frames_batch)
-        loss, chosen_good = distill_loss(logits, values_t[index].to(policy.device), tolerance, regret_weight)
+        loss, chosen_good = distill_loss(logits, values_t[index].to(policy.device), student)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -19,6 +19,15 @@ ACTIONS = (C.LANE_LEFT, C.IDLE, C.LANE_RIGHT, C.FASTER, C.SLOWER)  # DiscreteMet
 PREFERENCE = (C.IDLE, C.FASTER, C.LANE_RIGHT, C.LANE_LEFT, C.SLOWER)  # who wins a near-tie
 
 
+def aggregate(branches: torch.Tensor, how: str) -> torch.Tensor:
+    """(N, actions, continuations) branch values -> (N, actions): the best branch (``max``), the mean of the k best
+    (``top<k>``: an action that only one exact continuation saves is worth less) or the mean of all."""
+    if how == "mean":
+        return branches.mean(dim=-1)
+    k = int(how.removeprefix("top")) if how.startswith("top") else 1
+    return branches.topk(k, dim=-1).values.mean(dim=-1)
+
+
 class Planner:
     """``action_values(sim)`` -> (N, 5) planned values of each first action; ``act(sim)`` -> the best."""
 
@@ -56,10 +65,7 @@ class Planner:
             alive &= ~(terminated | truncated)
             if not bool(alive.any()):
                 break
-        branches = value.reshape(self.num_envs, len(ACTIONS), -1)
-        if config.aggregate == "mean":
-            return branches.mean(dim=-1)
-        return branches.max(dim=-1).values
+        return aggregate(value.reshape(self.num_envs, len(ACTIONS), -1), config.aggregate)
 
     def choose(self, values: torch.Tensor) -> torch.Tensor:
         """The best action; among near-ties (within ``tie``) the first of ``PREFERENCE``, so that the teacher

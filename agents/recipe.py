@@ -172,17 +172,7 @@ def _round(config: RunConfig, k: int, venv, teacher: Planner, model, dataset: Da
     fresh = Dataset.empty()
     driving = collect(venv, teacher, model.policy, student.steps_per_round, beta, fresh, generator, bar)
     dataset.add(*fresh.arrays())
-    fitted = fit(
-        model.policy,
-        dataset,
-        student.updates_per_round,
-        student.batch_size,
-        generator,
-        student.tolerance,
-        student.regret_weight,
-        student.shift,
-        student.shift_lateral,
-    )
+    fitted = fit(model.policy, dataset, student, generator)
     env_steps = (k + 1) * student.steps_per_round * venv.num_envs
     return {
         "round": k,

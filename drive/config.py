@@ -68,7 +68,9 @@ class TeacherConfig:
     crash_penalty: float = 20.0  # on top of the rewards a crash loses
     tie: float = 0.01  # values this close are equal; the tie goes to keeping lane and speed
     commit: int = 1  # policy steps the first action is held before a continuation takes over
-    aggregate: str = "max"  # value of a first action over its continuations: max (optimistic) or mean (robust)
+    # value of a first action over its continuations: max (the best one: optimistic), top<k> (the mean of the k
+    # best: the action must leave k ways on that stay good, margins a student who sees less can keep) or mean
+    aggregate: str = "max"
     continuations: list = field(default_factory=lambda: ["IDLE", "FASTER", "SLOWER", "LANE_LEFT", "LANE_RIGHT"])
 
 
@@ -83,6 +85,7 @@ class StudentConfig:
     batch_size: int = 256
     tolerance: float = 0.02  # actions within this of the teacher's best value count as right
     regret_weight: float = 1.0  # weight of the expected regret next to the imitation term
+    temperature: float = 0.0  # >0: imitate softmax(teacher values / temperature); 0: the set within tolerance
     shift: int = 0  # DrQ random shift of up to this many pixels on every fitted batch (0: none)
     shift_lateral: bool = True  # the shift also moves the scene across the lanes, not only along the road
     select: str = "last"  # model.zip: the last round's student, or the best one driving alone on validation traffic
@@ -321,7 +324,8 @@ def validate_recipe(config: RunConfig) -> None:
     for key, (value, valid) in needs.items():
         if value != valid:
             raise DriveError(f"recipe {recipe.name!r} needs {key} {valid!r}, got {value!r}; valid: {valid}")
-    check_choice("recipe.teacher.aggregate", recipe.teacher.aggregate, ("max", "mean"))
+    tops = [f"top{k}" for k in range(2, len(recipe.teacher.continuations))]
+    check_choice("recipe.teacher.aggregate", recipe.teacher.aggregate, ("max", "mean", *tops))
     for name in recipe.teacher.continuations:
         check_choice("recipe.teacher.continuations entry", name, ACTION_NAMES)
     positive = {
@@ -336,6 +340,7 @@ def validate_recipe(config: RunConfig) -> None:
         "recipe.teacher.crash_penalty": recipe.teacher.crash_penalty,
         "recipe.student.tolerance": recipe.student.tolerance,
         "recipe.student.regret_weight": recipe.student.regret_weight,
+        "recipe.student.temperature": recipe.student.temperature,
         "recipe.student.shift": recipe.student.shift,
     }
     for low, values in ((1, positive), (0, non_negative)):

@@ -1,13 +1,15 @@
 """The driver recipe's parts with small budgets: the planner teacher, the distillation loss, DAgger's fit."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
 
 from drive.agents.algos import build_model
 from drive.agents.dagger import Dataset, agreement, collect, distill_loss, fit
-from drive.agents.planner import Planner
-from drive.config import TeacherConfig, resolve
+from drive.agents.planner import Planner, aggregate
+from drive.config import StudentConfig, TeacherConfig, resolve
 from drive.envs import make_venv
 from drive.envs.batched import constants as C
 
@@ -51,13 +53,31 @@ def test_the_planner_keeps_lane_and_speed_on_a_near_tie():
     assert planner.choose(values).tolist() == [C.IDLE, C.IDLE, C.LANE_LEFT, C.IDLE, C.LANE_RIGHT]
 
 
+def test_a_topk_teacher_values_an_action_by_its_k_best_continuations():
+    # one env; LANE_LEFT is saved by one continuation only, IDLE by three
+    branches = torch.tensor([[[5.0, -20, -20], [4.0, 4.0, 4.0], [0, 0, 0], [1.0, 2.0, 3.0], [-1.0, -1, -1]]])
+    assert aggregate(branches, "max")[0].tolist() == [5.0, 4.0, 0.0, 3.0, -1.0]
+    assert aggregate(branches, "top2")[0].tolist() == [-7.5, 4.0, 0.0, 2.5, -1.0]
+    assert aggregate(branches, "mean")[0, 0] == pytest.approx(-35 / 3)
+
+
 def test_the_distillation_loss_accepts_any_good_action_and_punishes_costly_ones():
     values = torch.tensor([[1.0, 1.0, 0.0, 0.0, -20.0]])  # LANE_LEFT and IDLE both best; SLOWER crashes
     sure = lambda a: torch.nn.functional.one_hot(torch.tensor([a]), 5).float() * 20  # noqa: E731
-    on_left, on_idle, on_right, on_slower = (distill_loss(sure(a), values, 0.02, 1.0) for a in (0, 1, 2, 4))
+    student = StudentConfig(tolerance=0.02, regret_weight=1.0, temperature=0.0)
+    on_left, on_idle, on_right, on_slower = (distill_loss(sure(a), values, student) for a in (0, 1, 2, 4))
     assert on_left[0] < 1e-3 and on_idle[0] < 1e-3
     assert bool(on_left[1]) and bool(on_idle[1]) and not bool(on_right[1])
     assert on_slower[0] > on_right[0] + 15  # the regret term: a crash costs far more than a slower lane
+
+
+def test_the_soft_target_shares_ties_and_gives_a_crash_nothing():
+    values = torch.tensor([[1.0, 1.0, 0.7, 0.0, -20.0]])
+    student = StudentConfig(temperature=0.3, regret_weight=0.0)
+    loss_at = lambda logits: float(distill_loss(torch.tensor([logits]), values, student)[0])  # noqa: E731
+    tied = loss_at([5.0, 5.0, 4.0, 5 - 1 / 0.3, -65.0])  # the target itself: softmax(values / 0.3)
+    assert tied < loss_at([8.0, 2.0, 4.0, 0.0, -65.0]) - 1  # all on one of two equal actions costs more
+    assert tied < loss_at([5.0, 5.0, 4.0, 5 - 1 / 0.3, 4.0]) - 0.1  # a quarter of the mass on the crash costs more
 
 
 class LaneTeacher:
@@ -78,25 +98,51 @@ class LaneTeacher:
         return torch.tensor([C.LANE_LEFT, C.IDLE, C.LANE_RIGHT])[torch.randint(3, (len(values),), generator=self.rng)]
 
 
-def test_dagger_fits_a_pixel_student_to_its_teacher_on_held_out_states():
-    torch.manual_seed(0)
-    sets = ["algo.encoder.name=compact", "algo.encoder.features_dim=64", "algo.hyperparams.learning_rate=0.001"]
-    config = resolve("highway", "ppo", "pixels", sets=sets)
+def _lane_data(teacher):
     venv = make_venv("highway", "pixels", 32, backend="batched", seed=5)
     venv.reset()
+    config = resolve("highway", "ppo", "pixels", sets=["algo.encoder.name=compact", "algo.encoder.features_dim=64"])
     model = build_model(config, venv, device="cpu")
-    teacher, generator = LaneTeacher(), torch.Generator().manual_seed(0)
+    generator = torch.Generator().manual_seed(0)
     train, held_out = Dataset.empty(), Dataset.empty()
     collect(venv, teacher, model.policy, 8, 1.0, train, generator)
     venv.seed(999)  # held-out states from other traffic
     venv.reset()
     collect(venv, teacher, model.policy, 3, 1.0, held_out, generator)
+    return model, train, held_out, generator
+
+
+def test_dagger_fits_a_pixel_student_to_its_teacher_on_held_out_states():
+    torch.manual_seed(0)
+    model, train, held_out, generator = _lane_data(LaneTeacher())
     frames, values = held_out.arrays()
     before = agreement(model.policy, frames, values, tolerance=0.02)
-    fit(model.policy, train, updates=150, batch_size=64, generator=generator, tolerance=0.02, regret_weight=1.0)
+    fit(model.policy, train, StudentConfig(batch_size=64, regret_weight=1.0), generator, updates=150)
     after = agreement(model.policy, frames, values, tolerance=0.02)
     assert 0.2 < (values[:, C.LANE_LEFT] == 1).mean() < 0.8  # both labels are common
     assert after >= 0.9 and after > before + 0.2
+
+
+class CrashLaneTeacher(LaneTeacher):
+    """The same lanes, with values on a crash's scale: the wrong lane change crashes (-25), keeping the lane is
+    safe but worth less (0.5), so an undecided student is drawn to IDLE."""
+
+    def action_values(self, sim):
+        right = super().action_values(sim)
+        values = torch.tensor([0.0, 0.5, 0.0, 0.5, 0.3]).repeat(sim.num_envs, 1)
+        values[:, [C.LANE_LEFT, C.LANE_RIGHT]] = torch.where(right[:, [C.LANE_LEFT, C.LANE_RIGHT]] > 0, 1.0, -25.0)
+        return values
+
+
+def test_the_recipes_loss_learns_when_a_wrong_choice_costs_a_crash():
+    # With the set loss and an expected-regret weight of 2 (the recipe until 2026-11-30) the crash-scale regrets
+    # saturate the student onto one constant action: held-out agreement stayed at the share of IDLE-best states.
+    torch.manual_seed(0)
+    model, train, held_out, generator = _lane_data(CrashLaneTeacher())
+    student = replace(resolve("highway", recipe="driver").recipe.student, batch_size=64, shift=0)
+    fit(model.policy, train, student, generator, updates=150)
+    frames, values = held_out.arrays()
+    assert agreement(model.policy, frames, values, tolerance=0.02) >= 0.9
 
 
 class SlowerTeacher(LaneTeacher):
@@ -125,7 +171,15 @@ def test_the_teacher_drives_each_step_with_probability_beta(beta, low, high):
     assert frames.shape == (64, 4, 128, 64) and frames.dtype == np.uint8 and values.shape == (64, 5)
 
 
-@pytest.mark.parametrize("bad", ["recipe.student.rounds=0", "recipe.teacher.continuations=[IDLE,BRAKE]"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "recipe.student.rounds=0",
+        "recipe.teacher.continuations=[IDLE,BRAKE]",
+        "recipe.teacher.aggregate=top5",  # there are 5 continuations: top5 is the mean, top1 the max
+        "recipe.teacher.aggregate=top1",
+    ],
+)
 def test_bad_recipe_values_are_refused(bad):
     from drive.errors import DriveError
 
