@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from drive.agents.planner import ACTIONS
 from drive.config import StudentConfig
 from drive.perception.augment import random_shift
 
@@ -80,12 +81,22 @@ def policy_logits(policy, frames: torch.Tensor) -> torch.Tensor:
 
 
 def collect(
-    venv, teacher, policy, steps: int, beta: float, dataset: Dataset, generator: torch.Generator, progress=None
+    venv,
+    teacher,
+    policy,
+    steps: int,
+    beta: float,
+    dataset: Dataset,
+    generator: torch.Generator,
+    progress=None,
+    noise: float = 0.0,
 ) -> DriveStats:
     """Drive ``venv`` for ``steps`` policy steps (all envs at once), labelling every visited state.
 
     Each env follows the teacher with probability ``beta`` at each step, else the student (DAgger's mixture:
-    1 in the first round, when there is no student yet). The labels are always the teacher's values.
+    1 in the first round, when there is no student yet), and takes a uniformly random action instead with
+    probability ``noise`` (DART, Laskey et al. 2017: the states just off the teacher's path, where braking
+    or staying in lane matters, are labelled from the first round). The labels are always the teacher's values.
     """
     stats = DriveStats([], [], [])
     obs = venv.last_obs_numpy()
@@ -96,6 +107,11 @@ def collect(
             student = student_actions(policy, torch.from_numpy(obs)).to(actions.device)
             use_teacher = torch.rand(len(actions), generator=generator).to(actions.device) < beta
             actions = torch.where(use_teacher, actions, student)
+        if noise > 0:
+            random = torch.randint(len(ACTIONS), (len(actions),), generator=generator).to(actions.device)
+            actions = torch.where(
+                torch.rand(len(actions), generator=generator).to(actions.device) < noise, random, actions
+            )
         dataset.add(obs.copy(), values.float().cpu().numpy())
         obs, _, _, infos = venv.step(actions.cpu().numpy())
         stats.add_finished(infos)
@@ -119,16 +135,23 @@ def distill_loss(logits: torch.Tensor, values: torch.Tensor, student: StudentCon
     """Imitation loss against the teacher's action values, and whether the student's choice is a good one.
 
     Several actions are often equally good (FASTER at top speed is IDLE; LANE_LEFT in the leftmost lane too).
-    With a ``temperature`` the target is the softmax of the values over it (policy distillation, Rusu et al.
-    2016): equal values share the mass, an action that costs a crash gets none. Without one (0), the student is
-    asked to put its probability on the set of actions within ``tolerance`` of the best (``-log sum p``). Either
-    way ``regret_weight`` adds the expected regret of its choice, so that a state where a wrong action crashes
-    weighs more than one where it loses a little speed; that term's gradient grows with the regrets (a crash
-    costs about 20 to 30), and with a weight of 1 or more it saturates the softmax onto one constant action.
+    ``student.loss`` says how the student learns from the values:
+    - ``regret``: the logits regress each action's regret over ``temperature``, negated (Huber, so that the
+      crash-scale regrets do not drown the rest). The argmax is then the action
+      of least expected regret given what the frames show, the right choice when they cannot tell two states
+      apart (the other drivers' intentions, the ego's exact speed), and a crash's regret weighs most.
+    - ``soft``: cross-entropy to the softmax of the values over ``temperature`` (policy distillation, Rusu et
+      al. 2016): equal values share the mass, an action that costs a crash gets none.
+    - ``set``: ``-log`` of the probability on the actions within ``tolerance`` of the best.
+    ``regret_weight`` adds the expected regret of the student's probabilities. Its gradient grows with the
+    regrets (a crash costs about 20 to 30): with a weight of 1 or more it saturates the softmax onto one
+    constant action.
     """
     regret = values.max(-1, keepdim=True).values - values
     log_p = F.log_softmax(logits, -1)
-    if student.temperature > 0:
+    if student.loss == "regret":
+        imitation = F.smooth_l1_loss(-logits, regret / student.temperature, reduction="none").sum(-1)
+    elif student.loss == "soft":
         imitation = -(F.softmax(-regret / student.temperature, -1) * log_p).sum(-1)
     else:
         imitation = -torch.logsumexp(log_p.masked_fill(regret > student.tolerance, -torch.inf), -1)

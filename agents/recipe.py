@@ -170,7 +170,7 @@ def _round(config: RunConfig, k: int, venv, teacher: Planner, model, dataset: Da
     venv.reset()
     beta = 1.0 if k == 0 else student.beta_decay**k
     fresh = Dataset.empty()
-    driving = collect(venv, teacher, model.policy, student.steps_per_round, beta, fresh, generator, bar)
+    driving = collect(venv, teacher, model.policy, student.steps_per_round, beta, fresh, generator, bar, student.noise)
     dataset.add(*fresh.arrays())
     fitted = fit(model.policy, dataset, student, generator)
     env_steps = (k + 1) * student.steps_per_round * venv.num_envs

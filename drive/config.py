@@ -81,11 +81,13 @@ class StudentConfig:
     rounds: int = 6
     steps_per_round: int = 30  # policy steps of every env per round (one highway-fast episode)
     beta_decay: float = 0.5  # the teacher drives each step with probability beta_decay ** round
+    noise: float = 0.0  # probability of a random action at each step while collecting (DART)
     updates_per_round: int = 400  # gradient steps per round, on batches from all the data so far
     batch_size: int = 256
     tolerance: float = 0.02  # actions within this of the teacher's best value count as right
     regret_weight: float = 1.0  # weight of the expected regret next to the imitation term
-    temperature: float = 0.0  # >0: imitate softmax(teacher values / temperature); 0: the set within tolerance
+    loss: str = "set"  # set (the actions within tolerance), soft (softmax of values / temperature) or regret
+    temperature: float = 0.3  # of the soft loss's target
     shift: int = 0  # DrQ random shift of up to this many pixels on every fitted batch (0: none)
     shift_lateral: bool = True  # the shift also moves the scene across the lanes, not only along the road
     select: str = "last"  # model.zip: the last round's student, or the best one driving alone on validation traffic
@@ -324,10 +326,10 @@ def validate_recipe(config: RunConfig) -> None:
     for key, (value, valid) in needs.items():
         if value != valid:
             raise DriveError(f"recipe {recipe.name!r} needs {key} {valid!r}, got {value!r}; valid: {valid}")
-    tops = [f"top{k}" for k in range(2, len(recipe.teacher.continuations))]
-    check_choice("recipe.teacher.aggregate", recipe.teacher.aggregate, ("max", "mean", *tops))
     for name in recipe.teacher.continuations:
         check_choice("recipe.teacher.continuations entry", name, ACTION_NAMES)
+    tops = [f"top{k}" for k in range(2, len(recipe.teacher.continuations))]
+    check_choice("recipe.teacher.aggregate", recipe.teacher.aggregate, ("max", "mean", *tops))
     positive = {
         "recipe.teacher.horizon": recipe.teacher.horizon,
         "recipe.student.rounds": recipe.student.rounds,
@@ -340,7 +342,6 @@ def validate_recipe(config: RunConfig) -> None:
         "recipe.teacher.crash_penalty": recipe.teacher.crash_penalty,
         "recipe.student.tolerance": recipe.student.tolerance,
         "recipe.student.regret_weight": recipe.student.regret_weight,
-        "recipe.student.temperature": recipe.student.temperature,
         "recipe.student.shift": recipe.student.shift,
     }
     for low, values in ((1, positive), (0, non_negative)):
@@ -352,9 +353,13 @@ def validate_recipe(config: RunConfig) -> None:
     if not recipe.teacher.continuations:
         raise DriveError(f"recipe.teacher.continuations must name at least one of {', '.join(ACTION_NAMES)}")
     check_choice("recipe.student.select", recipe.student.select, ("last", "best"))
+    check_choice("recipe.student.loss", recipe.student.loss, ("set", "soft", "regret"))
+    if recipe.student.temperature <= 0:
+        raise DriveError(f"recipe.student.temperature must be above 0, got {recipe.student.temperature}")
     for key, value in (
         ("recipe.teacher.gamma", recipe.teacher.gamma),
         ("recipe.student.beta_decay", recipe.student.beta_decay),
+        ("recipe.student.noise", recipe.student.noise),
     ):
         if not 0 <= value <= 1:
             raise DriveError(f"{key} must be between 0 and 1, got {value}")
