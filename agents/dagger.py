@@ -105,19 +105,22 @@ def collect(
         actions = teacher.choose(values)
         if beta < 1:
             student = student_actions(policy, torch.from_numpy(obs)).to(actions.device)
-            use_teacher = torch.rand(len(actions), generator=generator).to(actions.device) < beta
-            actions = torch.where(use_teacher, actions, student)
+            actions = _replace_some(student, actions, beta, generator)
         if noise > 0:
             random = torch.randint(len(ACTIONS), (len(actions),), generator=generator).to(actions.device)
-            actions = torch.where(
-                torch.rand(len(actions), generator=generator).to(actions.device) < noise, random, actions
-            )
+            actions = _replace_some(actions, random, noise, generator)
         dataset.add(obs.copy(), values.float().cpu().numpy())
         obs, _, _, infos = venv.step(actions.cpu().numpy())
         stats.add_finished(infos)
         if progress is not None:
             progress.update(venv.num_envs)
     return stats
+
+
+def _replace_some(actions: torch.Tensor, by: torch.Tensor, probability: float, generator) -> torch.Tensor:
+    """Each env's action replaced by ``by``'s with ``probability``."""
+    chosen = torch.rand(len(actions), generator=generator).to(actions.device) < probability
+    return torch.where(chosen, by, actions)
 
 
 def drive_alone(venv, policy, steps: int) -> DriveStats:

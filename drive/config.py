@@ -87,7 +87,7 @@ class StudentConfig:
     tolerance: float = 0.02  # actions within this of the teacher's best value count as right
     regret_weight: float = 1.0  # weight of the expected regret next to the imitation term
     loss: str = "set"  # set (the actions within tolerance), soft (softmax of values / temperature) or regret
-    temperature: float = 0.3  # of the soft loss's target
+    temperature: float = 0.3  # soft: the target is softmax(values / it); regret: logits regress -regret / it
     shift: int = 0  # DrQ random shift of up to this many pixels on every fitted batch (0: none)
     shift_lateral: bool = True  # the shift also moves the scene across the lanes, not only along the road
     select: str = "last"  # model.zip: the last round's student, or the best one driving alone on validation traffic

@@ -97,9 +97,10 @@ class LaneTeacher:
 
 
 def _lane_data(teacher):
+    sets = ["algo.encoder.name=compact", "algo.encoder.features_dim=64", "algo.hyperparams.learning_rate=0.001"]
+    config = resolve("highway", "ppo", "pixels", sets=sets)
     venv = make_venv("highway", "pixels", 32, backend="batched", seed=5)
     venv.reset()
-    config = resolve("highway", "ppo", "pixels", sets=["algo.encoder.name=compact", "algo.encoder.features_dim=64"])
     model = build_model(config, venv, device="cpu")
     generator = torch.Generator().manual_seed(0)
     train, held_out = Dataset.empty(), Dataset.empty()
