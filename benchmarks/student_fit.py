@@ -2,9 +2,10 @@
 
 A diagnostic for the driver recipe's student losses (``recipe.student.loss``): it takes the frames and the
 teacher's action values that a recipe run saved (``student/data_<k>.npz``), fits a fresh student (the recipe's
-PPO policy) to the first ``--states`` of them for ``--updates`` steps, and prints, on those same states, how often
-its choice is within the tolerance of the teacher's best, how often it is crash-bound (regret above 1), its mean
-regret and which actions it picks. A loss that cannot memorise 2,048 states in 300 steps will not learn a driver.
+PPO policy, through the recipe's ``fit`` without the random shift) to the first ``--states`` of them for
+``--updates`` steps, and prints, on those same states, how often its choice is within the tolerance of the
+teacher's best, how often it is crash-bound (regret above 1), its mean regret and which actions it picks. A loss
+that cannot memorise 2,048 states in 300 steps will not learn a driver.
 
     python benchmarks/student_fit.py runs/highway-driver-<time>/student/data_00.npz --set recipe.student.loss=soft
 """
@@ -13,12 +14,13 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import replace
 
 import numpy as np
 import torch
 
 from drive.agents.algos import build_model
-from drive.agents.dagger import distill_loss, policy_logits
+from drive.agents.dagger import Dataset, fit, good_choice, student_actions
 from drive.config import resolve
 from drive.envs import make_venv
 from drive.envs.batched.constants import ACTION_NAMES
@@ -34,33 +36,25 @@ def main() -> None:
     args = parser.parse_args()
     torch.manual_seed(0)
     config = resolve("highway", recipe="driver", sets=args.set)
-    student = config.recipe.student
+    student = replace(config.recipe.student, shift=0)  # the labels as recorded: can the loss fit them at all
     policy = build_model(config, make_venv("highway", "pixels", 2, backend="batched"), device="cpu").policy
     with np.load(args.data) as data:
-        frames = torch.from_numpy(data["frames"][: args.states])
-        values = torch.from_numpy(data["values"][: args.states])
-    generator = torch.Generator().manual_seed(0)
-    policy.set_training_mode(True)
+        frames, values = data["frames"][: args.states], data["values"][: args.states]
+    dataset, generator = Dataset([frames], [values]), torch.Generator().manual_seed(0)
     start = time.perf_counter()
-    for update in range(1, args.updates + 1):
-        index = torch.randint(len(values), (student.batch_size,), generator=generator)
-        loss, _ = distill_loss(policy_logits(policy, frames[index]), values[index], student)
-        policy.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        policy.optimizer.step()
-        if update % args.every == 0:
-            with torch.no_grad():
-                chosen = policy_logits(policy, frames[:1024]).argmax(-1)
-            regret = values[:1024].max(-1).values - values[:1024].gather(1, chosen[:, None]).squeeze(1)
-            picks = np.bincount(chosen.numpy(), minlength=5) / len(chosen)
-            print(
-                f"{update:5d} updates {time.perf_counter() - start:5.0f} s  loss {float(loss):6.3f}  "
-                f"agreement {float((regret <= student.tolerance).float().mean()):.3f}  "
-                f"crash-bound {float((regret > 1).float().mean()):.3f}  mean regret {float(regret.mean()):.3f}  "
-                + " ".join(f"{name} {share:.2f}" for name, share in zip(ACTION_NAMES, picks, strict=True)),
-                flush=True,
-            )
-
+    for done in range(args.every, args.updates + 1, args.every):
+        fitted = fit(policy, dataset, student, generator, updates=args.every)
+        chosen = student_actions(policy, torch.from_numpy(frames[:1024]))
+        scored = torch.from_numpy(values[:1024])
+        regret = scored.max(-1).values - scored.gather(1, chosen[:, None]).squeeze(1)
+        picks = np.bincount(chosen.numpy(), minlength=5) / len(chosen)
+        print(
+            f"{done:5d} updates {time.perf_counter() - start:5.0f} s  mean loss {fitted['loss']:6.3f}  "
+            f"agreement {float(good_choice(scored, chosen, student.tolerance).float().mean()):.3f}  "
+            f"crash-bound {float((regret > 1).float().mean()):.3f}  mean regret {float(regret.mean()):.3f}  "
+            + " ".join(f"{name} {share:.2f}" for name, share in zip(ACTION_NAMES, picks, strict=True)),
+            flush=True,
+        )
 
 if __name__ == "__main__":
     main()
