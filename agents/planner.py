@@ -49,11 +49,13 @@ class Planner:
         self.first, self.then = first.repeat(sim.num_envs), then.repeat(sim.num_envs)  # (N * branches,)
         self.rank = torch.tensor([PREFERENCE.index(a) for a in ACTIONS], device=sim.device)
         self.source = torch.arange(sim.num_envs, device=sim.device).repeat_interleave(self.branches)  # env of a branch
+        is_lane_change = torch.tensor([a in (C.LANE_LEFT, C.LANE_RIGHT) for a in ACTIONS], device=sim.device)
+        self.cost = config.lane_change_cost * is_lane_change.double()  # (actions,)
 
     @torch.no_grad()
     def action_values(self, sim: BatchedHighway) -> torch.Tensor:
         """Discounted rewards of the best branch after each first action, a crash costing ``crash_penalty``
-        more; a branch stops at its episode's end."""
+        more, a lane change ``lane_change_cost``; a branch stops at its episode's end."""
         config, model = self.config, self.model
         model.state = sim.state.select(self.source)  # indexing by a tensor copies: the real state stays as it is
         value = torch.zeros(len(self.source), dtype=torch.float64, device=sim.device)
@@ -65,7 +67,7 @@ class Planner:
             alive &= ~(terminated | truncated)
             if not bool(alive.any()):
                 break
-        return aggregate(value.reshape(self.num_envs, len(ACTIONS), -1), config.aggregate)
+        return aggregate(value.reshape(self.num_envs, len(ACTIONS), -1), config.aggregate) - self.cost
 
     def choose(self, values: torch.Tensor) -> torch.Tensor:
         """The best action; among near-ties (within ``tie``) the first of ``PREFERENCE``, so that the teacher

@@ -67,6 +67,9 @@ class TeacherConfig:
     gamma: float = 0.9
     crash_penalty: float = 20.0  # on top of the rewards a crash loses
     tie: float = 0.01  # values this close are equal; the tie goes to keeping lane and speed
+    # subtracted from a lane change's value: the teacher changes lane only when it pays this much, so that its
+    # student, who sees the neighbouring lanes less well than the planner, is taught fewer of them
+    lane_change_cost: float = 0.0
     commit: int = 1  # policy steps the first action is held before a continuation takes over
     # value of a first action over its continuations: max (the best one: optimistic), top<k> (the mean of the k
     # best: the action must leave k ways on that stay good, margins a student who sees less can keep) or mean
@@ -339,6 +342,7 @@ def validate_recipe(config: RunConfig) -> None:
     }
     non_negative = {
         "recipe.teacher.tie": recipe.teacher.tie,
+        "recipe.teacher.lane_change_cost": recipe.teacher.lane_change_cost,
         "recipe.teacher.crash_penalty": recipe.teacher.crash_penalty,
         "recipe.student.tolerance": recipe.student.tolerance,
         "recipe.student.regret_weight": recipe.student.regret_weight,

@@ -51,6 +51,16 @@ def test_the_planner_keeps_lane_and_speed_on_a_near_tie():
     assert planner.choose(values).tolist() == [C.IDLE, C.IDLE, C.LANE_LEFT, C.IDLE, C.LANE_RIGHT]
 
 
+def test_a_lane_change_cost_lowers_only_the_lane_changes_values():
+    venv = make_venv("highway", "kinematics", 4, backend="batched", seed=3)
+    free = Planner(venv.sim, TeacherConfig(horizon=3)).action_values(venv.sim)
+    costly = Planner(venv.sim, TeacherConfig(horizon=3, lane_change_cost=0.3)).action_values(venv.sim)
+    lane_changes = [C.LANE_LEFT, C.LANE_RIGHT]
+    others = [C.IDLE, C.FASTER, C.SLOWER]
+    torch.testing.assert_close(free[:, lane_changes] - costly[:, lane_changes], torch.full((4, 2), 0.3).double())
+    torch.testing.assert_close(free[:, others], costly[:, others])
+
+
 def test_a_topk_teacher_values_an_action_by_its_k_best_continuations():
     # one env; LANE_LEFT is saved by one continuation only, IDLE by three
     branches = torch.tensor([[[5.0, -20, -20], [4.0, 4.0, 4.0], [0, 0, 0], [1.0, 2.0, 3.0], [-1.0, -1, -1]]])

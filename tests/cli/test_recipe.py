@@ -127,6 +127,7 @@ def test_a_finished_recipe_run_is_not_resumed(recipe_run, capsys):
         (["--recipe", "driver", "--set", "recipe.student.loss=x"], "valid: set, soft, regret"),
         (["--recipe", "driver", "--set", "recipe.student.temperature=0"], "temperature must be above 0, got 0.0"),
         (["--recipe", "driver", "--set", "recipe.student.noise=2"], "noise must be between 0 and 1, got 2.0"),
+        (["--recipe", "driver", "--set", "recipe.teacher.lane_change_cost=-1"], "lane_change_cost must be at least 0"),
         (["--recipe", "driver", "--set", "recipe.student.select=first"], "valid: last, best"),
         (["--recipe", "driver", "--set", "recipe.teacher.commit=0"], "recipe.teacher.commit must be between 1"),
         (["--recipe", "driver", "--set", "recipe.student.tolerance=-1"], "recipe.student.tolerance must be at least 0"),
