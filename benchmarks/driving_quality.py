@@ -53,6 +53,10 @@ class AlwaysSlower:
         return None
 
 
+PPO_PRESET_ONLY = ["--backend", "highway-env", "--n-envs", "4", "--set", "algo.encoder.name=nature"]
+PPO_PRESET_ONLY += ["--set", "algo.encoder.features_dim=512"]
+
+
 def train(args, label: str, cli: list[str], seconds: float | None, out: Path) -> tuple[Path, float]:
     """Run ``drive train-agent`` into ``out/<label>``; SIGTERM at ``seconds`` (it checkpoints and stops)."""
     runs = out / label
@@ -218,7 +222,8 @@ def main() -> None:
     budget = 60 * (args.anchor_minutes or np.mean([r["minutes"] for r in results["driver recipe"]]))
     anchors = {
         "DQN as sb3_highway_dqn_cnn.py (dqn-pixels preset)": ("dqn", ["--algo", "dqn", "--timesteps", "100000"]),
-        "PPO, ppo-pixels preset": ("ppo", ["--algo", "ppo", "--timesteps", "1000000"]),
+        # the algorithm's preset alone: highway's own PPO settings (the quickstart's batched backend) left out
+        "PPO, ppo-pixels preset": ("ppo", ["--algo", "ppo", "--timesteps", "1000000", *PPO_PRESET_ONLY]),
     }
     periodic = ["--set", "train.eval_freq=0", "--set", "train.save_freq=2000", "--set", "train.eval_episodes=1"]
     for name, (algo, cli) in anchors.items():

@@ -31,6 +31,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from drive.agents.training import train
 from drive.config import resolve
+from drive.perception.checkpoint import load_encoder
 
 VARIANTS = {"scratch": None, "frozen": True, "finetuned": False}  # variant -> freeze (None: no pretrained encoder)
 
@@ -65,6 +66,9 @@ def run_one(algo: str, variant: str, seed: int, encoder: Path, args) -> Path:
     }
     if freeze is not None:
         flags["algo"] = {"encoder": {"pretrained": str(encoder), "freeze": freeze}}
+    else:  # scratch: the pretrained encoder's architecture, not the scenario's default, so that only the start differs
+        metadata = load_encoder(encoder)[1]
+        flags["algo"] = {"encoder": {"name": metadata["encoder"], "features_dim": metadata["features_dim"]}}
     config = resolve("highway", algo, "pixels", flags=flags)
     folder = args.logdir / algo / variant
     run = train(config, runs_root=folder, progress=not args.quiet)

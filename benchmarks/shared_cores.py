@@ -22,7 +22,8 @@ BUSY = [  # the other process: PPO from pixels on the batched simulator, 2 threa
 
 
 def short_run(timesteps: int, threads: int, runs: str) -> dict:
-    command = [sys.executable, "-m", "drive.cli", "train-agent", "--env", "highway", "--timesteps", str(timesteps)]
+    command = [sys.executable, "-m", "drive.cli", "train-agent", "--env", "highway", "--algo", "dqn"]
+    command += ["--timesteps", str(timesteps)]
     command += ["--set", "train.eval_episodes=2", "--set", f"train.threads={threads}", "--quiet", "--runs-dir", runs]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()

@@ -1,7 +1,8 @@
 """Run configuration: frozen dataclasses filled from YAML presets by a strict loader.
 
 Resolution order, later wins: dataclass defaults < ``configs/algo/<algo>-<obs>.yaml`` <
-``configs/env/<env>.yaml`` < ``configs/recipes/<recipe>.yaml`` (with ``--recipe``) < ``--config FILE`` <
+``configs/env/<env>.yaml`` < ``configs/env/<env>/<algo>-<obs>.yaml`` (a scenario's own settings for one
+algorithm, where it has them) < ``configs/recipes/<recipe>.yaml`` (with ``--recipe``) < ``--config FILE`` <
 command-line flags < ``--set a.b=value``.
 Unknown keys and values of the wrong type are refused with one line naming the key and the valid ones.
 """
@@ -136,6 +137,12 @@ def load_preset(kind: str, name: str) -> dict:
     return _read_yaml((CONFIG_DIR / kind / f"{name}.yaml").read_text(), f"{kind}/{name}.yaml")
 
 
+def scenario_preset(env: str, algo: str, obs: str) -> dict:
+    """``configs/env/<env>/<algo>-<obs>.yaml`` if the scenario has one, else nothing."""
+    path = CONFIG_DIR / "env" / env / f"{algo}-{obs}.yaml"
+    return _read_yaml(path.read_text(), f"env/{env}/{algo}-{obs}.yaml") if path.is_file() else {}
+
+
 def load_file(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
@@ -251,6 +258,7 @@ def resolve(
     tree = to_dict(RunConfig())
     tree = merge(tree, load_preset("algo", f"{algo}-{obs}"))
     tree = merge(tree, env_preset)
+    tree = merge(tree, scenario_preset(env, algo, obs))
     tree = merge(tree, recipe_tree)
     file_tree = load_file(config_file) if config_file is not None else {}
     set_tree = parse_set(sets or [])

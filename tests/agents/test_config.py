@@ -5,10 +5,11 @@ from drive.errors import DriveError
 
 
 def test_presets_fill_the_config_from_the_env_and_algorithm():
-    config = resolve("highway")
+    config = resolve("highway", "dqn")
     assert (config.env.name, config.env.obs, config.algo.name) == ("highway", "pixels", "dqn")
     # highway-env's scripts/sb3_highway_dqn_cnn.py values
     assert config.algo.hyperparams["gamma"] == 0.8 and config.algo.hyperparams["buffer_size"] == 15000
+    assert (config.env.backend, config.algo.encoder.name) == ("highway-env", "nature")  # highway's PPO file stays out
     parking = resolve("parking")
     assert (parking.algo.name, parking.env.obs) == ("ppo", "kinematics")
 
@@ -45,8 +46,8 @@ def test_set_parses_yaml_values():
         ({"sets": ["train.timestep=5"]}, "unknown config key 'train.timestep'; valid: train.timesteps"),
         ({"sets": ["train.timesteps=many"]}, "config key 'train.timesteps' must be of type int, got 'many'"),
         ({"sets": ["train.timesteps=true"]}, "config key 'train.timesteps' must be of type int, got True"),
-        ({"sets": ["algo.hyperparams.gama=0.9"]}, "unknown dqn hyperparameter 'gama'; valid:"),
-        ({"sets": ["algo.hyperparams.gamma=high"]}, "dqn hyperparameter 'gamma' must be of type float, got 'high'"),
+        ({"sets": ["algo.hyperparams.gama=0.9"]}, "unknown ppo hyperparameter 'gama'; valid:"),
+        ({"sets": ["algo.hyperparams.gamma=high"]}, "ppo hyperparameter 'gamma' must be of type float, got 'high'"),
         ({"sets": ["algo.encoder.name=vit"]}, "unknown encoder 'vit'; valid: nature, resnet"),
         ({"sets": ["train.device=xyz"]}, "unknown device 'xyz'; valid: auto, cpu, cuda"),
         ({"sets": ["train.timesteps=0"]}, "train.timesteps must be at least 1, got 0"),
@@ -66,3 +67,14 @@ def test_invalid_yaml_file_is_refused(tmp_path):
     bad.write_text("train: [unclosed\n")
     with pytest.raises(DriveError, match="is not valid YAML"):
         resolve(config_file=bad)
+
+
+def test_the_quickstart_is_highway_ppo_from_pixels_on_the_batched_simulator():
+    config = resolve("highway")
+    assert (config.algo.name, config.env.obs) == ("ppo", "pixels")
+    # configs/env/highway/ppo-pixels.yaml over the PPO preset, whose own hyperparameters stay
+    assert (config.env.backend, config.env.n_envs, config.algo.encoder.name) == ("batched", 64, "compact")
+    assert config.algo.hyperparams["n_steps"] == 128 and config.train.timesteps == 32768
+    # a flag still wins over the scenario's file, and other scenarios do not read it
+    assert resolve("highway", flags={"env": {"n_envs": 8}}).env.n_envs == 8
+    assert resolve("merge", "ppo", "pixels").env.backend == "highway-env"

@@ -20,7 +20,8 @@ def _sets(items):
 def trained_run(tmp_path_factory):
     """One tiny DQN pixels run shared by the evaluate/watch tests."""
     runs = tmp_path_factory.mktemp("runs")
-    args = ["train-agent", "--env", "highway", "--obs", "pixels", "--timesteps", "48", "--runs-dir", str(runs), "-q"]
+    args = ["train-agent", "--env", "highway", "--algo", "dqn", "--obs", "pixels", "-n", "48", "--runs-dir", str(runs)]
+    args.append("-q")
     assert main(args + _sets([*TINY_DQN, *SHORT_EPISODES, "train.eval_freq=48", "train.save_freq=48"])) == 0
     (run,) = runs.iterdir()
     return run
@@ -28,7 +29,7 @@ def trained_run(tmp_path_factory):
 
 def test_train_agent_prints_where_the_logs_went(trained_run, capsys, tmp_path):
     runs = tmp_path / "runs"
-    args = ["train-agent", "--obs", "kinematics", "-n", "40", "--runs-dir", str(runs), "-q"]
+    args = ["train-agent", "--algo", "dqn", "--obs", "kinematics", "-n", "40", "--runs-dir", str(runs), "-q"]
     assert main(args + _sets([*TINY_DQN, *SHORT_EPISODES])) == 0
     out = capsys.readouterr().out
     (run,) = runs.iterdir()

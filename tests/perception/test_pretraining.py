@@ -238,7 +238,8 @@ def test_agents_start_from_the_pretrained_encoder(tmp_path, freeze):
     pretrained = make_encoder("nature", shape, 32, seed=7)
     path = save_encoder(tmp_path / "encoder.pt", pretrained, "nature", shape, method="atc")
     runs = tmp_path / "runs"
-    args = ["train-agent", "--obs", "pixels", "--encoder", str(path), "-n", "64", "--runs-dir", str(runs), "-q"]
+    args = ["train-agent", "--algo", "dqn", "--obs", "pixels", "--encoder", str(path), "-n", "64", "-q"]
+    args += ["--runs-dir", str(runs)]
     sets = [*TINY_DQN, *SHORT_EPISODES, "algo.hyperparams.train_freq=1"]
     assert main(args + (["--freeze-encoder"] if freeze else []) + _sets(sets)) == 0
     (run,) = runs.iterdir()
