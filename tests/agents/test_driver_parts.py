@@ -144,8 +144,9 @@ class CrashLaneTeacher(LaneTeacher):
 
 
 def test_the_soft_loss_learns_when_a_wrong_choice_costs_a_crash():
-    # The set loss with an expected-regret weight of 2 (the recipe's) saturates onto one constant action on these
-    # labels: held-out agreement stays at the share of states where that action is right (docs/driver.md).
+    # The set loss with an expected-regret weight of 2 (the recipe's until 2026-11-30) saturates onto one constant
+    # action on these labels: held-out agreement stays at the share of states where that action is right
+    # (docs/driver.md).
     torch.manual_seed(0)
     model, train, held_out, generator = _lane_data(CrashLaneTeacher())
     student = StudentConfig(batch_size=64, loss="soft", temperature=0.3, regret_weight=0.1)
