@@ -13,33 +13,38 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from stable_baselines3.common.policies import BasePolicy
+from torch import nn
 from torch.nn import functional as F
 
 from drive.agents.planner import ACTIONS
 from drive.config import StudentConfig
 from drive.perception.augment import random_shift
+from drive.perception.truth import GAP_NAMES, lane_gaps
 
 
 @dataclass
 class Dataset:
-    """Frame stacks (uint8) and the teacher's labels, grown round by round."""
+    """Frame stacks (uint8), the teacher's labels and the simulator's gaps, grown round by round."""
 
     frames: list[np.ndarray]
     values: list[np.ndarray]  # the teacher's value of each action, (n, 5)
+    gaps: list[np.ndarray]  # the lane gaps of each state (n, len(GAP_NAMES)), NaN where a run did not record them
 
     @classmethod
     def empty(cls) -> Dataset:
-        return cls([], [])
+        return cls([], [], [])
 
-    def add(self, frames: np.ndarray, values: np.ndarray) -> None:
+    def add(self, frames: np.ndarray, values: np.ndarray, gaps: np.ndarray | None = None) -> None:
         self.frames.append(frames)
         self.values.append(values)
+        self.gaps.append(np.full((len(values), len(GAP_NAMES)), np.nan, np.float32) if gaps is None else gaps)
 
     def __len__(self) -> int:
         return sum(len(v) for v in self.values)
 
-    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
-        return np.concatenate(self.frames), np.concatenate(self.values)
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return np.concatenate(self.frames), np.concatenate(self.values), np.concatenate(self.gaps)
 
 
 @dataclass
@@ -80,6 +85,29 @@ def policy_logits(policy, frames: torch.Tensor) -> torch.Tensor:
     return policy.get_distribution(frames).distribution.logits
 
 
+def features_and_logits(policy, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The actor's features and its action logits, in one pass (``get_distribution``'s path)."""
+    features = BasePolicy.extract_features(policy, frames, policy.pi_features_extractor)
+    return features, policy.action_net(policy.mlp_extractor.forward_actor(features))
+
+
+class GapHead(nn.Module):
+    """A linear read-out of the lane gaps from the student's features: trained beside the imitation loss so that
+    the encoder keeps what decides FASTER and lane changes (the distances and closing speeds of the cars ahead
+    and behind), then dropped: the saved policy is the SB3 model alone."""
+
+    def __init__(self, features_dim: int, learning_rate: float):
+        super().__init__()
+        self.linear = nn.Linear(features_dim, len(GAP_NAMES))
+        self.optimizer = torch.optim.Adam(self.parameters(), lr=learning_rate)
+
+    def loss(self, features: torch.Tensor, gaps: torch.Tensor) -> torch.Tensor:
+        """Mean squared error over the states whose gaps were recorded."""
+        known = torch.isfinite(gaps).all(-1)
+        error = (self.linear(features) - gaps.nan_to_num()).pow(2).mean(-1)
+        return (error * known).sum() / known.sum().clamp(min=1)
+
+
 def collect(
     venv,
     teacher,
@@ -109,7 +137,8 @@ def collect(
         if noise > 0:
             random = torch.randint(len(ACTIONS), (len(actions),), generator=generator).to(actions.device)
             actions = _replace_some(actions, random, noise, generator)
-        dataset.add(obs.copy(), values.float().cpu().numpy())
+        gaps = lane_gaps(venv.sim.state, venv.sim.config.lanes_count)
+        dataset.add(obs.copy(), values.float().cpu().numpy(), gaps.cpu().numpy())
         obs, _, _, infos = venv.step(actions.cpu().numpy())
         stats.add_finished(infos)
         if progress is not None:
@@ -170,32 +199,46 @@ def good_choice(values: torch.Tensor, actions: torch.Tensor, tolerance: float) -
 
 
 def fit(
-    policy, dataset: Dataset, student: StudentConfig, generator: torch.Generator, updates: int | None = None
+    policy,
+    dataset: Dataset,
+    student: StudentConfig,
+    generator: torch.Generator,
+    updates: int | None = None,
+    gap_head: GapHead | None = None,
 ) -> dict:
     """``updates`` (default: the config's per round) gradient steps on batches of ``student.batch_size`` drawn
     uniformly from the whole data set, each frame stack shifted by up to ``student.shift`` pixels (DrQ; along the
-    road only unless ``shift_lateral``); returns the mean loss and the share of training states where the
-    student's choice is within ``tolerance`` of the teacher's best."""
+    road only unless ``shift_lateral``), plus ``student.gap_weight`` times ``gap_head``'s loss where one is given;
+    returns the mean losses and the share of training states where the student's choice is within ``tolerance``
+    of the teacher's best."""
     updates = student.updates_per_round if updates is None else updates
-    frames, values = dataset.arrays()
-    frames_t, values_t = torch.from_numpy(frames), torch.from_numpy(values)
-    optimizer = policy.optimizer
+    frames_t, values_t, gaps_t = map(torch.from_numpy, dataset.arrays())
+    optimizers = [policy.optimizer] + ([gap_head.optimizer] if gap_head is not None else [])
     policy.set_training_mode(True)
-    loss_sum = agree = 0.0
+    loss_sum = gap_sum = agree = 0.0
     for _ in range(updates):
         index = torch.randint(len(values_t), (student.batch_size,), generator=generator)
         frames_batch = frames_t[index].to(policy.device)
         if student.shift:
             frames_batch = random_shift(frames_batch, student.shift, generator, lateral=student.shift_lateral)
-        logits = policy_logits(policy, frames_batch)
+        features, logits = features_and_logits(policy, frames_batch)
         loss, chosen_good = distill_loss(logits, values_t[index].to(policy.device), student)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        total = loss
+        if gap_head is not None:
+            gap_loss = gap_head.loss(features, gaps_t[index].to(policy.device))
+            total = loss + student.gap_weight * gap_loss
+            gap_sum += float(gap_loss.detach())
+        for optimizer in optimizers:
+            optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        for optimizer in optimizers:
+            optimizer.step()
         loss_sum += float(loss.detach())
         agree += float(chosen_good.float().mean())
     policy.set_training_mode(False)
-    return {"loss": loss_sum / max(updates, 1), "agreement": agree / max(updates, 1)}
+    n = max(updates, 1)
+    fitted = {"loss": loss_sum / n, "agreement": agree / n}
+    return fitted if gap_head is None else {**fitted, "gap_loss": gap_sum / n}
 
 
 def agreement(policy, frames: np.ndarray, values: np.ndarray, tolerance: float, batch_size: int = 512) -> float:

@@ -5,6 +5,7 @@ runs/highway-driver-<timestamp>/
   config.yaml  command.txt  versions.json
   teacher/metrics.json   # the planner driving alone (round 0), on the batched simulator
   student/round_<k>.zip  # the student after round k (a PPO model), with its data set data_<k>.npz
+  student/gap_head.pt    # (gap_weight > 0) the auxiliary read-out of the lane gaps, after the last round
   student/rounds.json    # one record per finished round: data, fit, driving, wall-clock, env steps, and (select:
                          # best) "alone", the student driving alone on validation traffic
   student/chosen.json    # (select: best) the round whose student became model.zip
@@ -27,7 +28,7 @@ from tqdm.auto import tqdm
 
 from drive.agents.algos import apply_freeze, build_model
 from drive.agents.callbacks import EVAL_SEED
-from drive.agents.dagger import Dataset, collect, drive_alone, fit
+from drive.agents.dagger import Dataset, GapHead, collect, drive_alone, fit
 from drive.agents.evaluation import evaluate, records_as_dicts, summarize
 from drive.agents.planner import Planner
 from drive.agents.policies import AgentPolicy, check_spaces, load_model
@@ -89,11 +90,11 @@ def newest_round_model(run: Path) -> Path | None:
     return _round_model(run, len(rounds) - 1) if rounds else None
 
 
-def _read_data(run: Path, k: int) -> tuple[np.ndarray, np.ndarray]:
+def _read_data(run: Path, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     path = run / "student" / f"data_{k:02d}.npz"
     try:
         with np.load(path) as data:
-            return data["frames"], data["values"]
+            return data["frames"], data["values"], data["gaps"] if "gaps" in data else None
     except (OSError, KeyError, ValueError) as err:
         raise DriveError(f"round {k}'s data {str(path)!r} is missing or unreadable ({type(err).__name__})") from None
 
@@ -118,6 +119,7 @@ def _round_model(run: Path, k: int) -> Path:
 def _run(config: RunConfig, run: Path, venv, model, dataset: Dataset, rounds: list[dict], progress: bool) -> Path:
     student, n_envs = config.recipe.student, venv.num_envs
     teacher = Planner(venv.sim, config.recipe.teacher)
+    gap_head = _gap_head(config, run, model)
     validation = _make_venv(config) if student.select == "best" else None
     logger = run_logger(run / "tb")
     (run / "student").mkdir(exist_ok=True)
@@ -126,12 +128,12 @@ def _run(config: RunConfig, run: Path, venv, model, dataset: Dataset, rounds: li
     try:
         with tqdm(total=total, initial=done, desc="driver", unit="step", disable=not progress) as bar:
             for k in range(len(rounds), student.rounds):
-                record = _round(config, k, venv, teacher, model, dataset, bar)
+                record = _round(config, k, venv, teacher, model, dataset, bar, gap_head)
                 if validation is not None:
                     validation.seed(VALIDATION_SEED + config.train.seed * 10_000)
                     record["alone"] = drive_alone(validation, model.policy, _episode_steps(validation)).summary()
                 record["seconds_total"] = record["seconds"] + (rounds[-1]["seconds_total"] if rounds else 0.0)
-                _save_round(run, k, model, dataset, record, rounds, config)
+                _save_round(run, k, model, dataset, record, rounds, config, gap_head)
                 _log_round(logger, record)
                 bar.set_postfix(round=k, agree=f"{record['fit']['agreement']:.2f}")
         model = _chosen_student(config, run, model, rounds)
@@ -144,6 +146,18 @@ def _run(config: RunConfig, run: Path, venv, model, dataset: Dataset, rounds: li
     finally:
         logger.close()
     return run
+
+
+def _gap_head(config: RunConfig, run: Path, model) -> GapHead | None:
+    """The auxiliary read-out of the lane gaps (none unless ``gap_weight`` > 0), as the last round left it."""
+    if config.recipe.student.gap_weight <= 0:
+        return None
+    learning_rate = model.policy.optimizer.param_groups[0]["lr"]
+    head = GapHead(model.policy.features_dim, learning_rate).to(model.device)
+    path = run / "student" / "gap_head.pt"
+    if path.is_file():
+        head.load_state_dict(torch.load(path, map_location=model.device))
+    return head
 
 
 def _episode_steps(venv) -> int:
@@ -162,7 +176,7 @@ def _chosen_student(config: RunConfig, run: Path, model, rounds: list[dict]):
     return load_model(_round_model(run, best), "ppo", device=config.train.device)
 
 
-def _round(config: RunConfig, k: int, venv, teacher: Planner, model, dataset: Dataset, bar) -> dict:
+def _round(config: RunConfig, k: int, venv, teacher: Planner, model, dataset: Dataset, bar, gap_head) -> dict:
     """One DAgger round from fresh traffic (its own seeds, so a resumed run draws what it would have)."""
     student, start = config.recipe.student, time.perf_counter()
     generator = torch.Generator().manual_seed(config.train.seed * 1_000 + k)
@@ -172,7 +186,7 @@ def _round(config: RunConfig, k: int, venv, teacher: Planner, model, dataset: Da
     fresh = Dataset.empty()
     driving = collect(venv, teacher, model.policy, student.steps_per_round, beta, fresh, generator, bar, student.noise)
     dataset.add(*fresh.arrays())
-    fitted = fit(model.policy, dataset, student, generator)
+    fitted = fit(model.policy, dataset, student, generator, gap_head=gap_head)
     env_steps = (k + 1) * student.steps_per_round * venv.num_envs
     return {
         "round": k,
@@ -186,11 +200,13 @@ def _round(config: RunConfig, k: int, venv, teacher: Planner, model, dataset: Da
     }
 
 
-def _save_round(run: Path, k: int, model, dataset: Dataset, record: dict, rounds: list[dict], config) -> None:
+def _save_round(run: Path, k: int, model, dataset: Dataset, record: dict, rounds: list[dict], config, gap_head) -> None:
     folder = run / "student"
-    frames, values = dataset.frames[-1], dataset.values[-1]
-    np.savez_compressed(folder / f"data_{k:02d}.npz", frames=frames, values=values)
+    frames, values, gaps = dataset.frames[-1], dataset.values[-1], dataset.gaps[-1]
+    np.savez_compressed(folder / f"data_{k:02d}.npz", frames=frames, values=values, gaps=gaps)
     model.save(_round_model(run, k))
+    if gap_head is not None:
+        torch.save(gap_head.state_dict(), folder / "gap_head.pt")
     if k == 0:
         teacher = run / "teacher"
         teacher.mkdir(exist_ok=True)
@@ -208,6 +224,8 @@ def _log_round(logger, record: dict) -> None:
     logger.record("dagger/samples", record["samples"])
     logger.record("dagger/loss", record["fit"]["loss"])
     logger.record("dagger/agreement", record["fit"]["agreement"])
+    if "gap_loss" in record["fit"]:
+        logger.record("dagger/gap_loss", record["fit"]["gap_loss"])
     logger.record("time/seconds", record["seconds_total"])
     # student/: the mixture that drove this round; validation/: the student alone on the validation traffic
     for group, driving in (("student", record["driving"]), ("validation", record.get("alone", {}))):

@@ -40,7 +40,8 @@ def main() -> None:
     policy = build_model(config, make_venv("highway", "pixels", 2, backend="batched"), device="cpu").policy
     with np.load(args.data) as data:
         frames, values = data["frames"][: args.states], data["values"][: args.states]
-    dataset, generator = Dataset([frames], [values]), torch.Generator().manual_seed(0)
+    dataset, generator = Dataset.empty(), torch.Generator().manual_seed(0)
+    dataset.add(frames, values)
     start = time.perf_counter()
     for done in range(args.every, args.updates + 1, args.every):
         fitted = fit(policy, dataset, student, generator, updates=args.every)

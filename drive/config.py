@@ -95,6 +95,9 @@ class StudentConfig:
     shift: int = 0  # DrQ random shift of up to this many pixels on every fitted batch (0: none)
     shift_lateral: bool = True  # the shift also moves the scene across the lanes, not only along the road
     select: str = "last"  # model.zip: the last round's student, or the best one driving alone on validation traffic
+    # weight of an auxiliary loss: the student's features regress the simulator's lane gaps (distances and closing
+    # speeds ahead and behind, drive.perception.truth.lane_gaps) beside the imitation loss; 0: none
+    gap_weight: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -355,6 +358,7 @@ def validate_recipe(config: RunConfig) -> None:
         "recipe.student.tolerance": recipe.student.tolerance,
         "recipe.student.regret_weight": recipe.student.regret_weight,
         "recipe.student.shift": recipe.student.shift,
+        "recipe.student.gap_weight": recipe.student.gap_weight,
     }
     for low, values in ((1, positive), (0, non_negative)):
         for key, value in values.items():

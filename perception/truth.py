@@ -1,4 +1,6 @@
-"""The simulator's ground truth for a frame, for probing encoders only (pretraining never reads it).
+"""The simulator's ground truth for a frame: the targets of encoder probes, and of the driver's auxiliary head
+(``lane_gaps``: the student learns to read them from its frames while it imitates the teacher; pretraining
+never reads any of it).
 
 Computed from a batched ``TrafficState`` (highway-env states are loaded into one with ``highway_state.snapshot``), so
 both backends label frames with one definition. Lane 0 is the leftmost lane (highway-env's LANE_LEFT lowers
@@ -41,3 +43,44 @@ def ground_truth(state: TrafficState) -> dict[str, torch.Tensor]:
         "left_occupied": ((others == lane[:, None] - 1) & near).any(1).long(),
         "right_occupied": ((others == lane[:, None] + 1) & near).any(1).long(),
     }
+
+
+REAR_RANGE = 20.0  # [m] about what a pixels frame shows behind the ego (it is drawn 30 % along the frame)
+SPEED_SCALE = 10.0  # [m/s] closing speeds and the ego's speed above 20 m/s are given in this unit
+GAP_NAMES = (
+    *(
+        f"{lane}_{what}"
+        for lane in ("left", "own", "right")
+        for what in ("front_gap", "front_closing", "rear_gap", "rear_closing")
+    ),
+    "ego_speed",
+)
+
+
+def lane_gaps(state: TrafficState, lanes_count: int) -> torch.Tensor:
+    """(N, 13) float32, in ``GAP_NAMES``'s order, each about in [-1, 1]: for the lane left of the ego, its own and
+    the one right of it, the gap to the nearest vehicle ahead over ``FRONT_RANGE`` and how fast the ego closes it
+    over ``SPEED_SCALE``, then the same behind (``REAR_RANGE``; closing: the rear vehicle's speed minus the
+    ego's); then the ego's speed minus 20 m/s over ``SPEED_SCALE``. No vehicle in range reads as a gap of 1 and a
+    closing speed of 0; a lane off the road as a gap of 0 (blocked) and a closing speed of 0.
+
+    These are what decides whether FASTER or a lane change is safe: the driver's student regresses them from its
+    frames beside its imitation loss (the privileged auxiliary targets of Learning by Cheating).
+    """
+    lane, speed = state.lane[:, :1], state.speed
+    dx = state.position[:, 1:, 0] - state.position[:, :1, 0]
+    columns = []
+    for offset in (-1, 0, 1):
+        in_lane = state.lane[:, 1:] == lane + offset
+        for sign, reach in ((1.0, FRONT_RANGE), (-1.0, REAR_RANGE)):
+            ahead = sign * dx
+            near = in_lane & (ahead > 0) & (ahead <= reach)
+            gap, index = torch.where(near, ahead, torch.inf).min(1)
+            found = torch.isfinite(gap)
+            other = speed[:, 1:].gather(1, index[:, None])[:, 0]
+            closing = sign * (speed[:, 0] - other)
+            on_road = ((lane[:, 0] + offset) >= 0) & ((lane[:, 0] + offset) < lanes_count)
+            columns.append(torch.where(on_road, torch.where(found, gap / reach, 1.0), 0.0))
+            columns.append(torch.where(found & on_road, closing / SPEED_SCALE, 0.0))
+    columns.append((speed[:, 0] - 20.0) / SPEED_SCALE)
+    return torch.stack(columns, 1).float()

@@ -5,11 +5,12 @@ import pytest
 import torch
 
 from drive.agents.algos import build_model
-from drive.agents.dagger import Dataset, agreement, collect, distill_loss, fit
+from drive.agents.dagger import Dataset, GapHead, agreement, collect, distill_loss, features_and_logits, fit
 from drive.agents.planner import Planner, aggregate
 from drive.config import StudentConfig, TeacherConfig, resolve
 from drive.envs import make_venv
 from drive.envs.batched import constants as C
+from drive.perception.truth import GAP_NAMES
 
 
 def _episodes(venv, act, n):
@@ -124,12 +125,39 @@ def _lane_data(teacher):
 def test_dagger_fits_a_pixel_student_to_its_teacher_on_held_out_states():
     torch.manual_seed(0)
     model, train, held_out, generator = _lane_data(LaneTeacher())
-    frames, values = held_out.arrays()
+    frames, values, _ = held_out.arrays()
     before = agreement(model.policy, frames, values, tolerance=0.02)
     fit(model.policy, train, StudentConfig(batch_size=64, regret_weight=1.0), generator, updates=150)
     after = agreement(model.policy, frames, values, tolerance=0.02)
     assert 0.2 < (values[:, C.LANE_LEFT] == 1).mean() < 0.8  # both labels are common
     assert after >= 0.9 and after > before + 0.2
+
+
+def _gap_error(model, head, frames, gaps):
+    with torch.no_grad():
+        features, _ = features_and_logits(model.policy, torch.from_numpy(frames))
+        return float(head.loss(features, torch.from_numpy(gaps)))
+
+
+def test_the_gap_head_learns_to_read_the_lane_gaps_on_held_out_states():
+    torch.manual_seed(0)
+    model, train, held_out, generator = _lane_data(LaneTeacher())
+    frames, _, gaps = held_out.arrays()
+    head = GapHead(model.policy.features_dim, learning_rate=1e-3)
+    before = _gap_error(model, head, frames, gaps)
+    fitted = fit(model.policy, train, StudentConfig(batch_size=64, gap_weight=1.0), generator, 150, head)
+    after = _gap_error(model, head, frames, gaps)
+    assert after < 0.5 * before and after < np.var(gaps, 0).mean()  # better than the targets' mean
+    assert fitted["gap_loss"] > 0
+
+
+def test_states_without_recorded_gaps_add_no_gap_loss():
+    head = GapHead(8, learning_rate=1e-3)
+    features = torch.randn(4, 8)
+    gaps = torch.zeros(4, len(GAP_NAMES))
+    gaps[2:] = torch.nan  # a round saved before the gaps were recorded
+    assert float(head.loss(features, gaps)) == pytest.approx(float(head.loss(features[:2], gaps[:2])))
+    assert float(head.loss(features[2:], gaps[2:])) == 0.0
 
 
 class CrashLaneTeacher(LaneTeacher):
@@ -151,7 +179,7 @@ def test_the_soft_loss_learns_when_a_wrong_choice_costs_a_crash():
     model, train, held_out, generator = _lane_data(CrashLaneTeacher())
     student = StudentConfig(batch_size=64, loss="soft", temperature=0.3, regret_weight=0.1)
     fit(model.policy, train, student, generator, updates=150)
-    frames, values = held_out.arrays()
+    frames, values, _ = held_out.arrays()
     assert agreement(model.policy, frames, values, tolerance=0.02) >= 0.9
 
 
@@ -177,8 +205,9 @@ def test_the_teacher_drives_each_step_with_probability_beta(beta, low, high):
     actions = np.concatenate(sent)
     assert set(np.unique(actions)) <= {C.LANE_LEFT, C.SLOWER}
     assert low <= (actions == C.SLOWER).mean() <= high
-    frames, values = data.arrays()
+    frames, values, gaps = data.arrays()
     assert frames.shape == (64, 4, 128, 64) and frames.dtype == np.uint8 and values.shape == (64, 5)
+    assert gaps.shape == (64, len(GAP_NAMES)) and np.isfinite(gaps).all()
 
 
 def test_dart_noise_replaces_that_share_of_actions_by_random_ones():
@@ -200,6 +229,7 @@ def test_dart_noise_replaces_that_share_of_actions_by_random_ones():
         "recipe.teacher.continuations=[IDLE,BRAKE]",
         "recipe.teacher.aggregate=top5",  # there are 5 continuations: top5 is the mean, top1 the max
         "recipe.teacher.aggregate=top1",
+        "recipe.student.gap_weight=-1",
     ],
 )
 def test_bad_recipe_values_are_refused(bad):
