@@ -50,9 +50,11 @@ def evaluate_to_run(
     check_choice("backend", backend, BACKENDS)
     if episodes < 1:
         raise DriveError(f"--episodes must be at least 1, got {episodes}")
+    if backend == "envpool" and policy == "idm":
+        raise DriveError("--policy idm reads the simulator's state, which EnvPool does not share; valid: random, a run")
     source = policy_source(run=run, checkpoint=checkpoint, policy=policy, env=env, obs=obs, algo=algo)
-    if backend == "batched":
-        venv = make_venv(source.env, source.obs, episodes, backend="batched", config=source.env_config, device=device)
+    if backend in ("batched", "envpool"):  # one env per episode, all stepped at once
+        venv = make_venv(source.env, source.obs, episodes, backend=backend, config=source.env_config, device=device)
         records = evaluate_batched(venv, source.make_batch(venv, seed, device), episodes, seed, progress)
         step = 0
     else:
@@ -62,7 +64,9 @@ def evaluate_to_run(
         scenario_env.close()
         step = actor.model.num_timesteps if isinstance(actor, AgentPolicy) else 0
     summary = summarize(records)
-    folder = new_run_dir(runs_dir, f"{source.env}-eval-{source.label}" + ("-batched" if backend == "batched" else ""))
+    folder = new_run_dir(
+        runs_dir, f"{source.env}-eval-{source.label}" + ("" if backend == "highway-env" else f"-{backend}")
+    )
     write_metrics(
         folder / "metrics.json",
         summary,

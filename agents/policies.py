@@ -114,8 +114,10 @@ class PolicySource:
 
             return BatchPolicy(lambda obs: idm_meta_actions(venv.sim).cpu().numpy())
         if self.baseline == "random":
-            rng = np.random.default_rng(seed)
-            return BatchPolicy(lambda obs: rng.integers(0, venv.action_space.n, size=venv.num_envs))
+            rng, space = np.random.default_rng(seed), venv.action_space
+            if isinstance(space, gym.spaces.Box):  # parking's steering and acceleration
+                return BatchPolicy(lambda obs: rng.uniform(space.low, space.high, (venv.num_envs, *space.shape)))
+            return BatchPolicy(lambda obs: rng.integers(0, space.n, size=venv.num_envs))
         model = self.load(venv, device)
         return BatchPolicy(lambda obs: model.predict(obs, deterministic=True)[0], AgentPolicy(model, self.label))
 

@@ -61,7 +61,13 @@ def _checked_device(value: str | None) -> str | None:
 
 
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
-Backend = Annotated[str, typer.Option(help="Simulator: highway-env (the reference) or batched (ours, highway only).")]
+Backend = Annotated[
+    str,
+    typer.Option(
+        help="Simulator: highway-env (the reference), batched (ours, highway only) or envpool (kinematics only; "
+        "the drive[envpool] extra)."
+    ),
+]
 Seed = Annotated[
     int,
     typer.Option(help="Seed of the first episode; episode i uses seed + i.", callback=_in_range("--seed", 0, MAX_SEED)),
@@ -87,7 +93,11 @@ def train_agent(
     algo: Annotated[str | None, typer.Option(help="dqn or ppo (default: the env preset's).")] = None,
     obs: Annotated[str | None, typer.Option(help="pixels or kinematics (default: the env preset's).")] = None,
     backend: Annotated[
-        str | None, typer.Option(help="highway-env (the reference) or batched (ours, highway only); default: preset's.")
+        str | None,
+        typer.Option(
+            help="highway-env (the reference), batched (ours, highway only) or envpool (kinematics; drive[envpool]); "
+            "default: the preset's."
+        ),
     ] = None,
     n_envs: Annotated[int | None, typer.Option(help="Parallel envs (default: the algorithm preset's).")] = None,
     timesteps: Annotated[int | None, typer.Option("--timesteps", "-n", help="Env steps in total.")] = None,
@@ -370,7 +380,7 @@ def sweep(
     recipe: Annotated[str | None, typer.Option(help="A recipe from configs/recipes/.")] = None,
     algo: Annotated[str | None, typer.Option(help="dqn or ppo.")] = None,
     obs: Annotated[str | None, typer.Option(help="pixels or kinematics.")] = None,
-    backend: Annotated[str | None, typer.Option(help="highway-env or batched.")] = None,
+    backend: Annotated[str | None, typer.Option(help="highway-env, batched or envpool.")] = None,
     n_envs: Annotated[int | None, typer.Option(help="Parallel envs of each run.")] = None,
     timesteps: Annotated[int | None, typer.Option("--timesteps", "-n", help="Env steps of each run.")] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu or cuda, in every trial.")] = None,

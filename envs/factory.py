@@ -10,7 +10,15 @@ from gymnasium.envs.registration import load_env_creator
 from stable_baselines3.common.env_util import make_vec_env as sb3_make_vec_env
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 
-from drive.envs.scenarios import BACKENDS, BATCHED_SCENARIOS, OBS_PRESETS, SCENARIOS, env_id
+from drive.envs.scenarios import (
+    BACKENDS,
+    BATCHED_SCENARIOS,
+    ENVPOOL_OBS,
+    ENVPOOL_SCENARIOS,
+    OBS_PRESETS,
+    SCENARIOS,
+    env_id,
+)
 from drive.errors import DriveError, check_choice
 
 VEC_ENV_CLASSES = {"dummy": DummyVecEnv, "subproc": SubprocVecEnv}
@@ -100,8 +108,8 @@ def make_venv(
     render_mode: str | None = None,
     device: str = "cpu",
 ) -> VecEnv:
-    """N copies of a scenario as a stable-baselines3 VecEnv: highway-env envs wrapped in ``Monitor``, or the
-    batched simulator (one process, one device, ``device``)."""
+    """N copies of a scenario as a stable-baselines3 VecEnv: highway-env envs wrapped in ``Monitor``, the
+    batched simulator (one process, one device, ``device``) or an EnvPool pool (the ``drive[envpool]`` extra)."""
     check_choice("backend", backend, BACKENDS)
     check_choice("vec env", vec_env, VEC_ENV_CLASSES)
     if n_envs < 1:
@@ -109,6 +117,8 @@ def make_venv(
     full = highway_config(scenario, obs, config)
     if backend == "batched":
         return make_batched_vec_env(scenario, n_envs, full, seed=seed or 0, device=device)
+    if backend == "envpool":
+        return make_envpool_vec_env(scenario, obs, n_envs, config, seed=seed, render_mode=render_mode)
     return sb3_make_vec_env(
         f"drive:{env_id(scenario, obs)}",  # the module prefix registers our ids in subprocess workers too
         n_envs=n_envs,
@@ -125,6 +135,22 @@ def make_batched_vec_env(scenario: str, n_envs: int, full_config: dict, seed: in
     from drive.envs.batched.vec_env import BatchedVecEnv
 
     return BatchedVecEnv(n_envs, BATCHED_SCENARIOS[scenario], full_config, device=resolve_device(device), seed=seed)
+
+
+def make_envpool_vec_env(
+    scenario: str, obs: str, n_envs: int, overrides: dict | None, seed: int | None = None, render_mode=None
+):
+    """EnvPool's port of a scenario, as an SB3 VecEnv; ``overrides`` are the user's config keys (checked by
+    ``highway_config``), which EnvPool must also know."""
+    if scenario not in ENVPOOL_SCENARIOS:
+        raise DriveError(f"backend 'envpool' does not simulate env {scenario!r}; valid: {', '.join(ENVPOOL_SCENARIOS)}")
+    if obs not in ENVPOOL_OBS:
+        raise DriveError(f"backend 'envpool' has no observation preset {obs!r} yet; valid: {', '.join(ENVPOOL_OBS)}")
+    from drive.envs.envpool_vec import EnvPoolVecEnv, envpool_kwargs, import_envpool
+
+    highway_keys = _env_class(SCENARIOS[scenario].highway_id).default_config()
+    kwargs = envpool_kwargs(scenario, overrides, highway_keys, import_envpool())
+    return EnvPoolVecEnv(scenario, n_envs, kwargs, seed=seed, render_mode=render_mode)
 
 
 def resolve_device(device: str) -> str:

@@ -10,8 +10,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-BACKENDS = ("highway-env", "batched")
+BACKENDS = ("highway-env", "batched", "envpool")
 BATCHED_SCENARIOS = {"highway": "highway-fast"}  # scenario -> batched simulator variant
+# scenario -> EnvPool task (the drive[envpool] extra; kinematics preset only, see envs/envpool_vec.py)
+ENVPOOL_SCENARIOS = {
+    "highway": "HighwayFast-v0",
+    "merge": "Merge-v0",
+    "roundabout": "Roundabout-v0",
+    "intersection": "Intersection-v0",
+    "racetrack": "Racetrack-v0",
+    "parking": "Parking-v0",
+}
+ENVPOOL_OBS = ("kinematics",)
 
 PIXELS = {
     "type": "GrayscaleObservation",

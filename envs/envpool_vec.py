@@ -1,0 +1,269 @@
+"""EnvPool's C++ highway family as a stable-baselines3 ``VecEnv``: ``--backend envpool``, kinematics preset only.
+
+EnvPool (the ``drive[envpool]`` extra, 1.2.5) ports highway-env's scenarios to C++; this module is the only one that
+imports it, and only when a pool is made. What it converts so that SB3 sees what highway-env envs in a
+``DummyVecEnv`` give it:
+
+* Auto-reset. EnvPool resets a finished env on the step *after* its last one (that step returns the new episode's
+  first observation with reward 0). SB3 resets in the same step: when envs finish we reset just those at once
+  (``pool.reset(env_ids)``), so the step returns ``done`` with the next episode's first observation,
+  ``info["terminal_observation"]`` holds the last one and ``info["TimeLimit.truncated"]`` tells a time-out; no
+  transition is lost or repeated.
+* Infos. EnvPool reports ``speed`` and ``crashed`` every step (and ``is_success`` in parking); every env's info
+  has them, as highway-env's does. It has no ``rewards`` (highway-env's reward terms), so ``rollout/reward_*`` is
+  not logged. At an episode's end ``info["episode"]`` has SB3's ``r``, ``l``, ``t`` and what the batched backend
+  adds (``crashed``, ``mean_speed``, ``distance``, ``lane_changes``), the last two from the ego's position and lane
+  in EnvPool's ``debug_states``, measured as ``agents.evaluation`` measures them on highway-env.
+* Seeds. EnvPool seeds its envs when the pool is made: env ``i`` gets ``seed + i`` (SB3's convention, modulo
+  2**31: EnvPool's seeds are int32), and ``seed(s)`` rebuilds the pool at the next ``reset()``.
+* Observations. Highway, merge, roundabout, intersection and parking observe exactly highway-env's tables for our
+  kinematics presets (features, normalisation, rows, shape, dtype); parking's Dict space is rebuilt in
+  highway-env's key order, the order SB3's ``MultiInputPolicy`` concatenates its parts in. EnvPool's racetrack
+  observes an occupancy grid, so we build highway-env's default Kinematics table from the ego's state instead.
+
+Differences we cannot remove:
+
+* EnvPool's roundabout, intersection and racetrack ignore the seed: every episode of every env starts the same and
+  runs the same for the same actions (highway, merge and parking do follow their seeds). highway-env's place the
+  vehicles at random. Policies trained there see one episode's traffic.
+* EnvPool's racetrack has no other vehicles and starts the ego at x = 90 m in lane 0; highway-env's adds at least
+  one IDM car ahead. The table's rows after the ego's are always empty.
+* Only the highway-env config keys that EnvPool's task shares can be set (and ``reward_speed_range``, as EnvPool's
+  ``reward_speed_low``/``high``); others are refused, naming those that can. EnvPool's merge ends episodes after
+  200 steps, highway-env's has no limit (both end at a crash or past the ramp, long before). Our intersection
+  vehicle type (``highway_fixes``) is for highway-env only; EnvPool's traffic is its own C++.
+* The simulators are ports, not highway-env: one seed gives other traffic, and statistics may differ a little.
+  Evaluation during training stays on highway-env.
+* No pixels preset: EnvPool's highway observations are vehicle tables.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+from highway_env.road.lane import AbstractLane
+from highway_env.vehicle.kinematics import Vehicle
+from stable_baselines3.common.vec_env.base_vec_env import VecEnv
+
+from drive.envs.scenarios import ENVPOOL_SCENARIOS
+from drive.errors import DriveError
+
+INSTALL_HINT = 'backend envpool needs EnvPool: pip install -e ".[envpool]" (or pip install "drive[envpool]")'
+RENAMED = {"reward_speed_range": ("reward_speed_low", "reward_speed_high")}  # highway-env key -> EnvPool's
+INFO_SKIP = ("env_id", "players", "elapsed_step")  # EnvPool's bookkeeping, not highway-env info
+# highway-env's default Kinematics normalisation (KinematicObservation.normalize_obs); racetrack's y range is sized
+# on the two lanes of the segment every episode starts on.
+RACETRACK_RANGE = np.array([5 * Vehicle.MAX_SPEED, 2 * AbstractLane.DEFAULT_WIDTH, 2 * Vehicle.MAX_SPEED])
+
+
+def import_envpool():
+    try:
+        import envpool
+    except ImportError:
+        raise DriveError(INSTALL_HINT) from None
+    return envpool
+
+
+def envpool_kwargs(scenario: str, overrides: dict[str, Any] | None, highway_keys, envpool) -> dict[str, Any]:
+    """EnvPool's make() settings for our config overrides (already checked against highway-env's by
+    ``highway_config``): those of ``highway_keys`` (highway-env's) that EnvPool's task also has, else one line."""
+    task = ENVPOOL_SCENARIOS[scenario]
+    accepted = set(envpool.make_spec(task).config._fields)
+    renamed = {k for k, parts in RENAMED.items() if set(parts) <= accepted}
+    valid = sorted((accepted | renamed) & set(highway_keys))
+    kwargs: dict[str, Any] = {}
+    for key, value in (overrides or {}).items():
+        if key not in valid:
+            raise DriveError(
+                f"env config key {key!r} is not in EnvPool's {task}; valid with backend envpool: {', '.join(valid)}"
+            )
+        if key in renamed:
+            if not (isinstance(value, list | tuple) and len(value) == 2):
+                raise DriveError(f"env config key {key!r} must be two numbers [low, high], got {value!r}")
+            kwargs.update(zip(RENAMED[key], value, strict=True))
+        else:
+            kwargs[key] = value
+    # EnvPool ends episodes on `duration` (seconds, as highway-env); keep its step limit in agreement.
+    try:
+        spec = envpool.make_spec(task, **kwargs).config
+    except (TypeError, ValueError):  # a value of a type EnvPool's C++ config cannot take, e.g. None
+        raise DriveError(
+            f"EnvPool's {task} cannot take env config {overrides!r}: its C++ config takes numbers, not None or text"
+        ) from None
+    kwargs["max_episode_steps"] = int(np.ceil(spec.duration * spec.policy_frequency))
+    return kwargs
+
+
+class EnvPoolVecEnv(VecEnv):
+    metadata: ClassVar[dict] = {"render_modes": ["rgb_array"]}
+
+    def __init__(
+        self,
+        scenario: str,
+        num_envs: int,
+        kwargs: dict[str, Any] | None = None,
+        seed: int | None = None,
+        render_mode: str | None = None,
+    ):
+        self._envpool = import_envpool()
+        self.task_id, self.kwargs, self.render_mode = ENVPOOL_SCENARIOS[scenario], dict(kwargs or {}), render_mode
+        self._ego_table = scenario == "racetrack"
+        self.num_envs = num_envs
+        self.pool = self._make_pool(self._seed_list(seed))
+        space = self.pool.observation_space
+        if self._ego_table:
+            space = gym.spaces.Box(-np.inf, np.inf, (5, 5), np.float32)  # highway-env's default Kinematics table
+        elif isinstance(space, gym.spaces.Dict):
+            space = gym.spaces.Dict(dict(space.spaces))  # a plain dict: Gymnasium sorts the keys, as highway-env's
+        self._start = time.time()
+        super().__init__(num_envs, space, self.pool.action_space)
+
+    def _seed_list(self, seed: int | None) -> list[int]:
+        base = int(np.random.randint(0, 2**31)) if seed is None else seed
+        return [(base + i) % 2**31 for i in range(self.num_envs)]
+
+    def _make_pool(self, seeds: list[int]):
+        render = {"render_mode": self.render_mode} if self.render_mode else {}
+        return self._envpool.make(
+            self.task_id, env_type="gymnasium", num_envs=self.num_envs, seed=seeds, **render, **self.kwargs
+        )
+
+    # --- VecEnv API --------------------------------------------------------------------------------------
+
+    def reset(self):
+        if self._seeds[0] is not None:  # seed() was called: EnvPool only takes seeds when a pool is made
+            self.pool.close()
+            self.pool = self._make_pool([s % 2**31 for s in self._seeds])
+        self._reset_seeds()
+        obs, info = self.pool.reset()
+        obs = self._observe(obs, info["env_id"])
+        self.reset_infos = [self._step_info(info, k) for k in range(self.num_envs)]
+        self._stats = {
+            name: np.zeros(self.num_envs) for name in ("return", "length", "speed", "distance", "lane_changes")
+        }
+        self._crashed = np.zeros(self.num_envs, dtype=bool)
+        self._position, self._lane = self._ego(self.pool.all_env_ids)
+        return obs
+
+    def step_async(self, actions: np.ndarray) -> None:
+        actions = np.asarray(actions, dtype=self.action_space.dtype).reshape(self.num_envs, *self.action_space.shape)
+        self.pool.send(actions)
+
+    def step_wait(self):
+        obs, reward, terminated, truncated, info = self.pool.recv()
+        ids = info["env_id"]
+        if not np.array_equal(ids, self.pool.all_env_ids):  # a sync pool answers every env, in order
+            raise RuntimeError(f"EnvPool answered envs {ids}, expected all {self.num_envs} in order")
+        obs = self._observe(obs, ids)
+        self._accumulate(reward, info)
+        done = terminated | truncated
+        infos = [self._step_info(info, k) for k in range(self.num_envs)]
+        finished = np.flatnonzero(done).astype(np.int32)
+        for k in finished:
+            infos[k]["terminal_observation"] = _row(obs, k)
+            infos[k]["TimeLimit.truncated"] = bool(truncated[k] and not terminated[k])
+            infos[k]["episode"] = self._episode(k)
+        if len(finished):  # SB3's same-step reset, instead of EnvPool's on the next step
+            first, reset_info = self.pool.reset(finished)
+            ids = reset_info["env_id"]
+            _put(obs, ids, self._observe(first, ids))
+            self._position[ids], lanes = self._ego(ids)
+            for k, lane in zip(ids, lanes, strict=True):
+                self._lane[k] = lane
+            for value in self._stats.values():
+                value[ids] = 0
+            self._crashed[ids] = False
+        return obs, reward.astype(np.float32), done, infos
+
+    def _observe(self, obs, ids: np.ndarray):
+        """EnvPool's observation, or for racetrack highway-env's Kinematics table built from the ego's state."""
+        if not self._ego_table:
+            return obs
+        table = np.zeros((len(ids), 5, 5), dtype=np.float32)
+        for row, state in zip(table, self.pool.debug_states(ids), strict=True):
+            if len(state.vehicles) != 1:  # the table below holds the ego alone
+                raise RuntimeError("EnvPool's racetrack now has other vehicles: build their rows too")
+            ego = state.vehicles[0]
+            velocity = ego.speed * np.cos(ego.heading), ego.speed * np.sin(ego.heading)
+            row[0, 0] = 1.0  # presence
+            row[0, 1:] = np.clip(np.array([ego.x, ego.y, *velocity]) / RACETRACK_RANGE[[0, 1, 2, 2]], -1, 1)
+        return table
+
+    def _ego(self, ids: np.ndarray) -> tuple[np.ndarray, list[tuple]]:
+        """The ego's position and lane (``debug_states`` lists the ego first)."""
+        egos = [state.vehicles[0] for state in self.pool.debug_states(ids)]
+        return np.array([(e.x, e.y) for e in egos]), [(e.lane_from, e.lane_to, e.lane_index) for e in egos]
+
+    def _accumulate(self, reward, info) -> None:
+        stats = self._stats
+        position, lanes = self._ego(self.pool.all_env_ids)
+        stats["return"] += reward
+        stats["length"] += 1
+        stats["speed"] += info["speed"]
+        stats["distance"] += np.linalg.norm(position - self._position, axis=1)
+        # a lane change is a new lane on the same road segment (agents.evaluation's rule)
+        stats["lane_changes"] += [a[:2] == b[:2] and a[2] != b[2] for a, b in zip(self._lane, lanes, strict=True)]
+        self._crashed |= info["crashed"]
+        self._position, self._lane = position, lanes
+
+    def _episode(self, k: int) -> dict[str, Any]:
+        stats = {name: value[k] for name, value in self._stats.items()}
+        return {
+            "r": float(stats["return"]),
+            "l": int(stats["length"]),
+            "t": round(time.time() - self._start, 6),
+            "crashed": bool(self._crashed[k]),
+            "mean_speed": float(stats["speed"] / stats["length"]),
+            "distance": float(stats["distance"]),
+            "lane_changes": int(stats["lane_changes"]),
+        }
+
+    @staticmethod
+    def _step_info(info: dict, k: int) -> dict[str, Any]:
+        """highway-env's per-step keys EnvPool has (``speed``, ``crashed``, ``is_success``), as Python scalars."""
+        return {key: value[k].item() for key, value in info.items() if key not in INFO_SKIP}
+
+    def close(self) -> None:
+        self.pool.close()
+
+    def get_attr(self, attr_name: str, indices=None) -> list[Any]:
+        return [getattr(self, attr_name)] * len(self._get_indices(indices))
+
+    def set_attr(self, attr_name: str, value: Any, indices=None) -> None:
+        self._all_envs(indices, "set_attr")
+        setattr(self, attr_name, value)
+
+    def env_method(self, method_name: str, *method_args, indices=None, **method_kwargs) -> list[Any]:
+        self._all_envs(indices, "env_method")
+        return [getattr(self, method_name)(*method_args, **method_kwargs)] * self.num_envs
+
+    def _all_envs(self, indices, what: str) -> None:
+        """The envs are one pool: a change or a call reaches every env, never a subset."""
+        if sorted(self._get_indices(indices)) != list(range(self.num_envs)):
+            raise DriveError(
+                f"{what} on some of the envpool envs: they are one pool, so it reaches all of them; pass indices=None"
+            )
+
+    def env_is_wrapped(self, wrapper_class, indices=None) -> list[bool]:
+        return [False] * len(self._get_indices(indices))
+
+    def get_images(self) -> list[np.ndarray | None]:
+        if self.render_mode != "rgb_array":
+            return [None] * self.num_envs
+        return list(self.pool.render(self.pool.all_env_ids))
+
+
+def _row(obs, k: int):
+    """Env ``k``'s observation, copied (the batch is overwritten by the reset that follows)."""
+    return {key: value[k].copy() for key, value in obs.items()} if isinstance(obs, dict) else obs[k].copy()
+
+
+def _put(obs, ids: np.ndarray, rows) -> None:
+    if isinstance(obs, dict):
+        for key, value in obs.items():
+            value[ids] = rows[key]
+    else:
+        obs[ids] = rows

@@ -1,0 +1,188 @@
+"""``--backend envpool``: EnvPool's highway family as an SB3 VecEnv with SB3's semantics (the drive[envpool] extra)."""
+
+import sys
+
+import envpool
+import numpy as np
+import pytest
+from stable_baselines3 import PPO
+
+from drive.envs import SCENARIOS, make_env, make_venv
+from drive.envs.envpool_vec import EnvPoolVecEnv
+from drive.errors import DriveError
+
+IDLE = 1
+
+
+def _stack(venv, action):
+    return np.stack([action] * venv.num_envs)
+
+
+def test_finished_envs_reset_in_the_same_step_and_no_transition_is_lost_or_repeated():
+    """Our stream is EnvPool's own with its reset step (reward 0, the new episode's first obs) folded into the
+    step that ends the episode."""
+    venv = make_venv("highway", "kinematics", 4, backend="envpool", seed=0, config={"duration": 3})
+    raw = envpool.make("HighwayFast-v0", env_type="gymnasium", num_envs=4, seed=[0, 1, 2, 3], duration=3)
+    obs, (raw_obs, _) = venv.reset(), raw.reset()
+    np.testing.assert_array_equal(obs, raw_obs)
+    actions = np.full(4, IDLE)
+    for _episode in range(2):
+        returns = np.zeros(4)
+        for t in range(3):
+            obs, rewards, dones, infos = venv.step(actions)
+            raw_obs, raw_rewards, raw_terminated, raw_truncated, _ = raw.step(actions)
+            np.testing.assert_array_equal(rewards, raw_rewards)
+            np.testing.assert_array_equal(dones, raw_terminated | raw_truncated)
+            returns += rewards
+            if t < 2:
+                np.testing.assert_array_equal(obs, raw_obs)
+                assert not dones.any() and all("episode" not in info for info in infos)
+        assert dones.all()  # IDLE for 3 s: nobody crashes, every env times out
+        for k, info in enumerate(infos):
+            np.testing.assert_array_equal(info["terminal_observation"], raw_obs[k])
+            assert info["TimeLimit.truncated"] is True
+            assert info["episode"]["l"] == 3 and info["episode"]["r"] == pytest.approx(returns[k])
+            assert info["episode"]["crashed"] is False
+            assert not np.array_equal(info["terminal_observation"], obs[k])
+        reset_obs, reset_rewards, *_ = raw.step(actions)  # EnvPool's own reset step, which we skip
+        assert (reset_rewards == 0).all()
+        np.testing.assert_array_equal(obs, reset_obs)
+
+
+def test_a_crash_is_terminated_not_truncated_and_the_episode_says_so():
+    venv = make_venv("highway", "kinematics", 16, backend="envpool", seed=3)
+    venv.reset()
+    for _ in range(30):
+        _, _, dones, infos = venv.step(np.full(16, 3))  # FASTER into traffic
+        assert all(isinstance(i["speed"], float) and isinstance(i["crashed"], bool) for i in infos)
+        crashed = [infos[k] for k in np.flatnonzero(dones) if infos[k]["episode"]["crashed"]]
+        if crashed:
+            for info in crashed:
+                assert info["TimeLimit.truncated"] is False and info["crashed"] is True
+                episode = info["episode"]
+                assert 20 <= episode["mean_speed"] <= 40 and episode["distance"] > 0 and episode["l"] >= 1
+            return
+    pytest.fail("no crash in 30 steps of flat-out driving")
+
+
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+def test_kinematics_spaces_equal_highway_envs_so_one_policy_fits_both(scenario):
+    venv = make_venv(scenario, "kinematics", 2, backend="envpool", seed=0)
+    reference = make_env(scenario, "kinematics")
+    assert venv.observation_space == reference.observation_space
+    assert venv.action_space == reference.action_space
+    obs = venv.reset()
+    if isinstance(obs, dict):  # parking: the same keys in the same order (MultiInputPolicy concatenates in it)
+        assert list(venv.observation_space.spaces) == list(reference.observation_space.spaces)
+        assert all(
+            obs[k].shape == (2, *s.shape) and obs[k].dtype == s.dtype for k, s in reference.observation_space.items()
+        )
+    else:
+        assert obs.shape == (2, *reference.observation_space.shape) and obs.dtype == reference.observation_space.dtype
+        assert (obs[:, 0, 0] == 1).all()  # the ego's presence
+    venv.close()
+
+
+def test_racetrack_table_is_the_one_highway_env_computes_for_the_same_ego():
+    """EnvPool observes an occupancy grid on racetrack; our table must be highway-env's Kinematics of that state."""
+    venv = EnvPoolVecEnv("racetrack", 2, seed=0)
+    reference = make_env("racetrack", "kinematics", config={"other_vehicles": 0}).unwrapped  # EnvPool's has none
+    reference.reset(seed=0)
+    venv.reset()
+    for t in range(12):
+        obs, *_ = venv.step(np.array([[0.8], [-0.5]]) * (t % 3 - 1))  # weave, so y, vx and vy change
+        for k, state in enumerate(venv.pool.debug_states(venv.pool.all_env_ids)):
+            ego, mine = state.vehicles[0], reference.vehicle
+            mine.position, mine.heading, mine.speed = np.array([ego.x, ego.y]), ego.heading, ego.speed
+            np.testing.assert_allclose(obs[k], reference.observation_type.observe(), atol=1e-6)
+    assert np.abs(obs[:, 0, 2:]).max() > 0  # the ego turned: the check saw more than x
+
+
+def test_seeds_give_env_i_seed_plus_i_and_seed_rebuilds_the_pool():
+    a = make_venv("highway", "kinematics", 3, backend="envpool", seed=11)
+    b = make_venv("highway", "kinematics", 3, backend="envpool", seed=12)
+    first_a, first_b = a.reset(), b.reset()
+    np.testing.assert_array_equal(first_a[1:], first_b[:2])  # env i of seed 11 is env i - 1 of seed 12
+    a.step(np.full(3, IDLE))
+    a.seed(12)  # SB3: seeds take effect at the next reset
+    np.testing.assert_array_equal(a.reset(), first_b)
+
+
+def test_pixels_and_keys_envpool_lacks_are_refused_naming_them():
+    with pytest.raises(DriveError, match="backend 'envpool' has no observation preset 'pixels' yet; valid: kinematics"):
+        make_venv("highway", "pixels", 2, backend="envpool")
+    # other_vehicles is a highway-env racetrack key, but EnvPool's racetrack has no traffic to set
+    with pytest.raises(DriveError, match=r"env config key 'other_vehicles' is not in EnvPool's Racetrack-v0; valid"):
+        make_venv("racetrack", "kinematics", 2, backend="envpool", config={"other_vehicles": 2})
+    with pytest.raises(DriveError, match="must be two numbers"):
+        make_venv("highway", "kinematics", 2, backend="envpool", config={"reward_speed_range": 25})
+    with pytest.raises(DriveError, match="unknown highway env config key 'lanes'"):  # highway-env's check first
+        make_venv("highway", "kinematics", 2, backend="envpool", config={"lanes": 2})
+    venv = make_venv("highway", "kinematics", 2, backend="envpool", config={"lanes_count": 2, "duration": 4})
+    assert venv.pool.config["lanes_count"] == 2 and venv.pool.config["max_episode_steps"] == 4
+
+
+def test_without_envpool_the_backend_says_how_to_install_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "envpool", None)  # `import envpool` now raises ImportError
+    with pytest.raises(DriveError) as err:
+        make_venv("highway", "kinematics", 2, backend="envpool")
+    assert (
+        str(err.value) == 'backend envpool needs EnvPool: pip install -e ".[envpool]" (or pip install "drive[envpool]")'
+    )
+
+
+def test_the_cli_refuses_pixels_on_envpool_in_one_line_before_a_run_folder(tmp_path, capsys):
+    from drive.cli import main
+
+    runs = tmp_path / "runs"
+    args = ["train-agent", "--obs", "pixels", "--algo", "ppo", "--backend", "envpool", "--runs-dir", str(runs), "-q"]
+    assert main(args) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "error: backend 'envpool' has no observation preset 'pixels' yet; valid: kinematics"
+    ]
+    assert not runs.exists()
+
+
+@pytest.mark.parametrize(("scenario", "policy"), [("highway", "MlpPolicy"), ("parking", "MultiInputPolicy")])
+def test_sb3_ppo_learns_on_it_and_its_rollout_buffer_holds_the_envs_data(scenario, policy):
+    venv = make_venv(scenario, "kinematics", 4, backend="envpool", seed=0, config={"duration": 3})
+    model = PPO(policy, venv, n_steps=16, batch_size=32, n_epochs=1, policy_kwargs={"net_arch": [16]}, seed=0)
+    model.learn(64)
+    assert model.num_timesteps == 64
+    buffer = model.rollout_buffer
+    observations = buffer.observations if scenario == "highway" else buffer.observations["observation"]
+    assert np.isfinite(observations).all() and np.abs(observations).sum() > 0
+    assert np.isfinite(buffer.rewards).all() and np.abs(buffer.rewards).sum() > 0
+    assert np.isfinite(buffer.values).all() and np.isfinite(buffer.returns).all()
+    # 16 steps per env of 3- (highway) or 15-step (parking) episodes: SB3 saw the episodes end
+    assert len(model.ep_info_buffer) >= 4 and all(info["l"] <= 15 for info in model.ep_info_buffer)
+
+
+def test_evaluate_on_envpool_runs_one_episode_per_env_with_its_own_seed(tmp_path):
+    from drive.agents.evaluate_run import evaluate_to_run
+
+    result = evaluate_to_run(
+        policy="random", env="merge", obs="kinematics", episodes=4, seed=7, backend="envpool", runs_dir=tmp_path
+    )
+    records = result.records
+    assert [r.seed for r in records] == [7, 8, 9, 10]
+    assert all(r.length >= 1 and np.isfinite(r.mean_speed) for r in records)
+    assert result.folder.name.startswith("merge-eval-random-envpool")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["evaluate", "--policy", "idm", "--env", "highway", "--obs", "kinematics", "--backend", "envpool"], "idm"),
+        (["watch", "--policy", "random", "--backend", "envpool"], "draws frames"),
+        (["collect-frames", "--frames", "8", "--backend", "envpool"], "draws none"),
+    ],
+)
+def test_verbs_that_need_the_simulators_state_or_frames_refuse_envpool(args, message, tmp_path, capsys):
+    from drive.cli import main
+
+    out = ["--out", str(tmp_path / "out")] if args[0] == "collect-frames" else []
+    assert main([*args, *out, "--runs-dir", str(tmp_path / "runs")] if args[0] == "evaluate" else [*args, *out]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0] and "envpool" in lines[0].lower()
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "out").exists()
