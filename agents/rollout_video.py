@@ -221,7 +221,10 @@ def watch_policy(
 
     check_choice("backend", backend, BACKENDS)
     if backend == "envpool":
-        raise DriveError("drive watch draws frames, which backend 'envpool' does not; valid: highway-env, batched")
+        raise DriveError(
+            "drive watch films a colour render beside the agent's view, and backend 'envpool' renders only its"
+            " pixels observation; valid: highway-env, batched"
+        )
     if episodes < 1 or fps <= 0:
         raise DriveError(f"--episodes must be at least 1 and --fps positive, got {episodes} and {fps}")
     if out is None and not live:

@@ -14,6 +14,7 @@ from drive.envs.scenarios import (
     BACKENDS,
     BATCHED_SCENARIOS,
     ENVPOOL_OBS,
+    ENVPOOL_PIXELS_SCENARIOS,
     ENVPOOL_SCENARIOS,
     OBS_PRESETS,
     SCENARIOS,
@@ -145,12 +146,18 @@ def make_envpool_vec_env(
     if scenario not in ENVPOOL_SCENARIOS:
         raise DriveError(f"backend 'envpool' does not simulate env {scenario!r}; valid: {', '.join(ENVPOOL_SCENARIOS)}")
     if obs not in ENVPOOL_OBS:
-        raise DriveError(f"backend 'envpool' has no observation preset {obs!r} yet; valid: {', '.join(ENVPOOL_OBS)}")
+        raise DriveError(f"backend 'envpool' has no observation preset {obs!r}; valid: {', '.join(ENVPOOL_OBS)}")
+    if obs == "pixels" and scenario not in ENVPOOL_PIXELS_SCENARIOS:
+        raise DriveError(
+            f"backend 'envpool' cannot draw the pixels preset on env {scenario!r} (EnvPool renders it at its own"
+            f" scale); valid: --obs kinematics, or pixels on env {', '.join(ENVPOOL_PIXELS_SCENARIOS)}"
+        )
     from drive.envs.envpool_vec import EnvPoolVecEnv, envpool_kwargs, import_envpool
 
     highway_keys = _env_class(SCENARIOS[scenario].highway_id).default_config()
     kwargs = envpool_kwargs(scenario, overrides, highway_keys, import_envpool())
-    return EnvPoolVecEnv(scenario, n_envs, kwargs, seed=seed, render_mode=render_mode)
+    pixels = SCENARIOS[scenario].observation_config(obs) if obs == "pixels" else None
+    return EnvPoolVecEnv(scenario, n_envs, kwargs, seed=seed, render_mode=render_mode, pixels=pixels)
 
 
 def resolve_device(device: str) -> str:

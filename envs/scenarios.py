@@ -12,7 +12,7 @@ from typing import Any
 
 BACKENDS = ("highway-env", "batched", "envpool")
 BATCHED_SCENARIOS = {"highway": "highway-fast"}  # scenario -> batched simulator variant
-# scenario -> EnvPool task (the drive[envpool] extra; kinematics preset only, see envs/envpool_vec.py)
+# scenario -> EnvPool task (the drive[envpool] extra, see envs/envpool_vec.py)
 ENVPOOL_SCENARIOS = {
     "highway": "HighwayFast-v0",
     "merge": "Merge-v0",
@@ -21,7 +21,10 @@ ENVPOOL_SCENARIOS = {
     "racetrack": "Racetrack-v0",
     "parking": "Parking-v0",
 }
-ENVPOOL_OBS = ("kinematics",)
+ENVPOOL_OBS = ("kinematics", "pixels")
+# The scenarios EnvPool draws the pixels preset for: its other tasks take no `scaling` and render at their own
+# fixed scale (5.5 to 7.15 px/m), not the preset's 1.75.
+ENVPOOL_PIXELS_SCENARIOS = ("highway",)
 
 PIXELS = {
     "type": "GrayscaleObservation",

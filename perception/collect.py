@@ -39,7 +39,10 @@ def collect_frames(
 
     check_choice("backend", backend, BACKENDS)
     if backend == "envpool":
-        raise DriveError("collect-frames needs frames; backend 'envpool' draws none; valid: batched, highway-env")
+        raise DriveError(
+            "collect-frames stores the simulator's ground truth beside each frame, which backend 'envpool' does not"
+            " build; valid: batched, highway-env"
+        )
     if frames < 1 or shard_size < 1 or n_envs < 1:
         raise DriveError(
             f"--frames, --shard-size and --n-envs must be at least 1, got {frames}, {shard_size}, {n_envs}"
