@@ -9,6 +9,7 @@ takes a run (evaluate, watch, resume) works on it unchanged.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -214,9 +215,12 @@ def fit(
     updates = student.updates_per_round if updates is None else updates
     frames_t, values_t, gaps_t = map(torch.from_numpy, dataset.arrays())
     optimizers = [policy.optimizer] + ([gap_head.optimizer] if gap_head is not None else [])
+    schedules = [_cosine(optimizer, updates, student.lr_end) for optimizer in optimizers]
     policy.set_training_mode(True)
     loss_sum = gap_sum = agree = 0.0
-    for _ in range(updates):
+    for update in range(updates):
+        for schedule in schedules:
+            schedule(update)
         index = torch.randint(len(values_t), (student.batch_size,), generator=generator)
         frames_batch = frames_t[index].to(policy.device)
         if student.shift:
@@ -236,9 +240,24 @@ def fit(
         loss_sum += float(loss.detach())
         agree += float(chosen_good.float().mean())
     policy.set_training_mode(False)
+    for schedule in schedules:
+        schedule(0)  # the next round (and a resumed run) starts at the full rate
     n = max(updates, 1)
     fitted = {"loss": loss_sum / n, "agreement": agree / n}
     return fitted if gap_head is None else {**fitted, "gap_loss": gap_sum / n}
+
+
+def _cosine(optimizer, updates: int, end: float):
+    """Sets ``optimizer``'s rate for update ``k`` of ``updates``: from its rate at the start down to ``end`` times it
+    (cosine); ``schedule(0)`` restores the start."""
+    start = [group["lr"] for group in optimizer.param_groups]
+
+    def schedule(k: int) -> None:
+        fraction = end + (1 - end) * 0.5 * (1 + math.cos(math.pi * k / max(updates - 1, 1)))
+        for group, lr in zip(optimizer.param_groups, start, strict=True):
+            group["lr"] = lr * fraction
+
+    return schedule
 
 
 def agreement(policy, frames: np.ndarray, values: np.ndarray, tolerance: float, batch_size: int = 512) -> float:

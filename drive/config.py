@@ -98,6 +98,9 @@ class StudentConfig:
     # weight of an auxiliary loss: the student's features regress the simulator's lane gaps (distances and closing
     # speeds ahead and behind, drive.perception.truth.lane_gaps) beside the imitation loss; 0: none
     gap_weight: float = 0.0
+    # the learning rate falls (cosine) to this fraction of the model's over each round's fit, then starts again:
+    # the round's student is the end of a quiet descent, not a step of full size; 1: constant
+    lr_end: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -376,6 +379,7 @@ def validate_recipe(config: RunConfig) -> None:
         ("recipe.teacher.gamma", recipe.teacher.gamma),
         ("recipe.student.beta_decay", recipe.student.beta_decay),
         ("recipe.student.noise", recipe.student.noise),
+        ("recipe.student.lr_end", recipe.student.lr_end),
     ):
         if not 0 <= value <= 1:
             raise DriveError(f"{key} must be between 0 and 1, got {value}")

@@ -1,5 +1,7 @@
 """The driver recipe's parts with small budgets: the planner teacher, the distillation loss, DAgger's fit."""
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -230,6 +232,7 @@ def test_dart_noise_replaces_that_share_of_actions_by_random_ones():
         "recipe.teacher.aggregate=top5",  # there are 5 continuations: top5 is the mean, top1 the max
         "recipe.teacher.aggregate=top1",
         "recipe.student.gap_weight=-1",
+        "recipe.student.lr_end=1.5",
     ],
 )
 def test_bad_recipe_values_are_refused(bad):
@@ -237,3 +240,18 @@ def test_bad_recipe_values_are_refused(bad):
 
     with pytest.raises(DriveError, match=bad.split("=")[0].split(".")[-1].rstrip("s")):
         resolve("highway", recipe="driver", sets=[bad])
+
+
+def test_the_round_learning_rate_falls_to_lr_end_then_restarts():
+    from drive.agents.dagger import _cosine
+
+    optimizer = torch.optim.Adam([torch.zeros(1, requires_grad=True)], lr=1e-3)
+    schedule = _cosine(optimizer, updates=5, end=0.1)
+    rates = []
+    for k in range(5):
+        schedule(k)
+        rates.append(optimizer.param_groups[0]["lr"])
+    assert rates[0] == pytest.approx(1e-3) and rates[-1] == pytest.approx(1e-4)
+    assert all(a > b for a, b in itertools.pairwise(rates))  # falling all the way
+    schedule(0)
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(1e-3)
