@@ -255,24 +255,70 @@ def watch(
 
 @app.command()
 def bench(
-    quick: Annotated[bool, typer.Option(help="Under a minute: highway-env and batched pixels at N=1024 only.")] = False,
+    quick: Annotated[
+        bool,
+        typer.Option(
+            help="Under a minute: highway only, N=1024, 3 s a row: highway-env, batched pixels, EnvPool's presets."
+        ),
+    ] = False,
     json_out: Annotated[
         Path | None,
         typer.Option("--json", help="Also write the rows as JSON records.", callback=_writable("--json", False)),
     ] = None,
+    scenarios: Annotated[
+        str | None, typer.Option(help="Comma-separated scenarios (default: all six; highway with --quick).")
+    ] = None,
+    engines: Annotated[
+        str | None, typer.Option(help="Comma-separated engines: highway-env, batched, envpool (default: all).")
+    ] = None,
+    n_envs: Annotated[
+        str | None, typer.Option(help="Comma-separated env counts (default: 1,64,1024,8192; 1024 with --quick).")
+    ] = None,
+    seconds: Annotated[
+        float | None, typer.Option(help="Time budget of each env row in seconds (default 8; 3 with --quick).")
+    ] = None,
+    train: Annotated[
+        bool | None, typer.Option("--train/--no-train", help="Training rows (default: on, off with --quick).")
+    ] = None,
     quiet: Quiet = False,
 ) -> None:
-    """Env steps per second of highway-env and the batched simulator (and training), side by side."""
+    """Env steps per second of highway-env, the batched simulator and EnvPool (and training), side by side."""
     import json
 
     from drive.bench import format_table, run_bench
 
-    rows = run_bench(quick=quick, progress=not quiet)
+    notes: list[str] = []
+    rows = run_bench(
+        quick=quick,
+        progress=not quiet,
+        scenarios=_comma_list(scenarios),
+        engines=_comma_list(engines),
+        sizes=_comma_ints("--n-envs", n_envs),
+        seconds=seconds,
+        train=train,
+        notes=notes,
+    )
     typer.echo(format_table(rows))
+    for note in notes:
+        typer.echo(note)
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps([r.as_record() for r in rows], indent=2) + "\n")
         typer.echo(f"json: {json_out}")
+
+
+def _comma_list(value: str | None) -> list[str] | None:
+    return [part.strip() for part in value.split(",") if part.strip()] if value else None
+
+
+def _comma_ints(option: str, value: str | None) -> list[int] | None:
+    parts = _comma_list(value)
+    if parts is None:
+        return None
+    try:
+        return [int(part) for part in parts]
+    except ValueError:
+        raise DriveError(f"{option} takes comma-separated whole numbers, got {value!r}") from None
 
 
 @app.command("collect-frames")

@@ -1,9 +1,11 @@
-"""``--backend batched`` through every verb: train-agent, evaluate, watch and bench."""
+"""``--backend batched`` through every verb: train-agent, evaluate, watch and bench (and the bench's EnvPool rows)."""
 
 import json
+import sys
 
 import cv2
 import numpy as np
+import pytest
 import yaml
 
 from drive.cli import main
@@ -72,14 +74,72 @@ def test_watch_on_the_batched_backend_shows_our_frames(tmp_path):
 
 
 def test_bench_quick_writes_json_records(tmp_path):
+    from drive.bench import envpool_missing
+
     out = tmp_path / "bench.json"
     assert main(["bench", "--quick", "--json", str(out), "-q"]) == 0
     records = json.loads(out.read_text())
-    assert all(set(r) >= {"backend", "obs", "n_envs", "device", "steps_per_s", "what"} for r in records)
+    assert all(set(r) >= {"backend", "obs", "n_envs", "device", "steps_per_s", "what", "scenario"} for r in records)
     keys = {(r["what"], r["backend"], r["obs"], r["n_envs"], r["device"]) for r in records}
     assert {("env", "highway-env", "pixels", 1, "cpu"), ("env", "batched", "pixels", 1024, "cpu")} <= keys
+    if envpool_missing() is None:  # the quick bench's EnvPool row, beside highway-env's with the same table
+        assert {("env", "highway-env", "kinematics", 1, "cpu"), ("env", "envpool", "kinematics", 1024, "cpu")} <= keys
+    assert {r["scenario"] for r in records} == {"highway"}
     # Speed itself is measured by the benchmark, not asserted here: a shared CI machine can be slow at any time.
     assert all(r["steps_per_s"] > 0 for r in records)
+
+
+TINY_BENCH = ["bench", "--n-envs", "1,2", "--seconds", "0.05", "--no-train", "-q"]
+
+
+def test_bench_has_envpool_rows_for_every_scenario_beside_highway_env(tmp_path, capsys):
+    pytest.importorskip("envpool")
+    from drive.bench import envpool_refuses
+    from drive.envs.scenarios import ENVPOOL_SCENARIOS
+
+    out = tmp_path / "bench.json"
+    assert main([*TINY_BENCH, "--engines", "highway-env,envpool", "--json", str(out)]) == 0
+    records = json.loads(out.read_text())
+    # pixels rows appear for each scenario EnvPool draws the preset on; for the others the bench says why in a line
+    stdout = capsys.readouterr().out.splitlines()
+    measured = {scenario: ["kinematics"] for scenario in ENVPOOL_SCENARIOS}
+    for scenario in ENVPOOL_SCENARIOS:
+        refused = envpool_refuses(scenario, "pixels")
+        if refused:
+            assert refused in stdout
+        else:
+            measured[scenario].append("pixels")
+    assert len(records) == sum(len(obs_list) for obs_list in measured.values()) * 3
+    for scenario, obs_list in measured.items():
+        for obs in obs_list:
+            rows = [r for r in records if r["scenario"] == scenario and r["obs"] == obs]
+            (reference,) = [r for r in rows if r["backend"] == "highway-env"]
+            assert (reference["what"], reference["n_envs"], reference["device"], reference["ratio"]) == (
+                "env",
+                1,
+                "cpu",
+                1,
+            )
+            ours = [r for r in rows if r["backend"] == "envpool"]
+            assert [(r["what"], r["n_envs"], r["device"]) for r in ours] == [("env", 1, "cpu"), ("env", 2, "cpu")]
+            for r in ours:
+                assert r["steps_per_s"] > 0
+                assert r["ratio"] == pytest.approx(r["steps_per_s"] / reference["steps_per_s"])
+
+
+def test_bench_without_envpool_says_so_in_one_line_and_measures_the_rest(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "envpool", None)  # import envpool now fails, as where it is not installed
+    out = tmp_path / "bench.json"
+    assert main([*TINY_BENCH, "--scenarios", "highway,merge", "--n-envs", "1", "--json", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line for line in lines if line.startswith("envpool")] == [
+        "envpool rows skipped: backend envpool needs EnvPool: "
+        'pip install -e ".[envpool]" (or pip install "drive[envpool]")'
+    ]
+    records = json.loads(out.read_text())
+    assert {(r["scenario"], r["backend"], r["obs"]) for r in records} == {
+        ("highway", backend, obs) for backend in ("highway-env", "batched") for obs in ("kinematics", "pixels")
+    }  # merge has no engine but highway-env without EnvPool: nothing to compare, so no row
 
 
 def test_bench_training_rows_compare_equal_learning_work_per_sample():

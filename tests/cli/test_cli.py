@@ -167,6 +167,11 @@ BAD_INPUTS += [  # values out of range, before any work or folder
     (["pretrain", "--frames", "nowhere", "--features-dim", "0"], "--features-dim must be at least 1, got 0"),
     (["pretrain", "--frames", "nowhere", "--lr", "0"], "--lr must be above 0, got 0.0"),
     (["probe", "--frames", "nowhere", "--encoder", "random", "--limit", "0"], "--limit must be at least 1, got 0"),
+    (["bench", "--engines", "envpol"], "unknown bench engine 'envpol' (did you mean 'envpool'?); valid: highway-env,"),
+    (["bench", "--scenarios", "highway,hihgway"], "unknown env 'hihgway' (did you mean 'highway'?); valid: highway,"),
+    (["bench", "--n-envs", "64,0"], "--n-envs must each be at least 1, got 64,0"),
+    (["bench", "--n-envs", "1k"], "--n-envs takes comma-separated whole numbers, got '1k'"),
+    (["bench", "--seconds", "0"], "--seconds must be above 0, got 0.0"),
 ]
 UNWRITABLE = "cannot be written (No such file or directory in '/proc'); choose another place"
 BAD_INPUTS += [  # output paths that cannot be written, refused before the work (Linux's /proc takes no files)
