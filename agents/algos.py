@@ -12,7 +12,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecEnv
 
 from drive.errors import DriveError
-from drive.perception.encoders import ENCODERS, FrameEncoder
+from drive.perception.encoders import ENCODERS, EncoderEnsemble, FrameEncoder
 
 ALGOS: dict[str, type[BaseAlgorithm]] = {"dqn": DQN, "ppo": PPO}
 
@@ -68,6 +68,17 @@ def policy_setup(config, observation_space: gym.Space) -> tuple[str, dict[str, A
             features_extractor_kwargs={"features_dim": algo.encoder.features_dim},
             normalize_images=False,  # the encoder normalises frames itself
         )
+        if algo.encoder.members > 1:  # each member holds its own MLP; the heads are linear on their features
+            kwargs.update(
+                features_extractor_class=EncoderEnsemble,
+                features_extractor_kwargs={
+                    "features_dim": algo.encoder.features_dim,
+                    "members": algo.encoder.members,
+                    "encoder": algo.encoder.name,
+                    "hidden": tuple(algo.net_arch),
+                },
+                net_arch={"pi": [], "vf": []},
+            )
         return "CnnPolicy", kwargs
     return "MlpPolicy", kwargs
 

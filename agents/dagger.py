@@ -21,6 +21,7 @@ from torch.nn import functional as F
 from drive.agents.planner import ACTIONS
 from drive.config import StudentConfig
 from drive.perception.augment import random_shift
+from drive.perception.encoders import EncoderEnsemble, member_logits
 from drive.perception.truth import GAP_NAMES, lane_gaps
 
 
@@ -226,7 +227,7 @@ def fit(
         if student.shift:
             frames_batch = random_shift(frames_batch, student.shift, generator, lateral=student.shift_lateral)
         features, logits = features_and_logits(policy, frames_batch)
-        loss, chosen_good = distill_loss(logits, values_t[index].to(policy.device), student)
+        loss, chosen_good = _imitation(policy, features, logits, values_t[index].to(policy.device), student)
         total = loss
         if gap_head is not None:
             gap_loss = gap_head.loss(features, gaps_t[index].to(policy.device))
@@ -245,6 +246,17 @@ def fit(
     n = max(updates, 1)
     fitted = {"loss": loss_sum / n, "agreement": agree / n}
     return fitted if gap_head is None else {**fitted, "gap_loss": gap_sum / n}
+
+
+def _imitation(policy, features, logits, values, student: StudentConfig):
+    """``distill_loss`` of the policy, or for an ``EncoderEnsemble`` the mean of each member's own (each member
+    learns to imitate alone, as a student of its own would; the policy then acts on their mean logits)."""
+    ensemble = policy.pi_features_extractor
+    if not isinstance(ensemble, EncoderEnsemble):
+        return distill_loss(logits, values, student)
+    members = member_logits(features, policy.action_net, len(ensemble.trunks))
+    loss = torch.stack([distill_loss(member, values, student)[0] for member in members]).mean()
+    return loss, good_choice(values, logits.argmax(-1), student.tolerance)
 
 
 def _cosine(optimizer, updates: int, end: float):

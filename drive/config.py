@@ -37,6 +37,9 @@ class EncoderConfig:
     features_dim: int = 512
     pretrained: str = ""  # an encoder.pt from drive pretrain: its weights (and architecture) start the agent
     freeze: bool = False  # keep the pretrained encoder's weights fixed while the agent learns
+    # independent encoders, each with its own MLP (algo.net_arch), whose logits the policy averages (pixels, PPO):
+    # an ensemble that is still one SB3 policy (drive.perception.encoders.EncoderEnsemble); 1: a single encoder
+    members: int = 1
 
 
 @dataclass(frozen=True)
@@ -323,6 +326,14 @@ def _check_network(algo: AlgoConfig) -> None:
         raise DriveError(f"algo.net_arch must be a list of layer sizes of at least 1, got {algo.net_arch!r}")
     if algo.encoder.features_dim < 1:
         raise DriveError(f"algo.encoder.features_dim must be at least 1, got {algo.encoder.features_dim}")
+    if algo.encoder.members < 1:
+        raise DriveError(f"algo.encoder.members must be at least 1, got {algo.encoder.members}")
+    if algo.encoder.members > 1 and (algo.name != "ppo" or algo.encoder.pretrained):
+        raise DriveError(
+            f"algo.encoder.members {algo.encoder.members} needs algo.name ppo and no pretrained encoder "
+            f"(each member starts from its own random weights), got {algo.name!r}"
+            + (f" and {algo.encoder.pretrained!r}" if algo.encoder.pretrained else "")
+        )
     rate = algo.hyperparams.get("learning_rate")
     if isinstance(rate, int | float) and rate <= 0:
         raise DriveError(f"algo.hyperparams.learning_rate must be above 0, got {rate}")

@@ -108,6 +108,49 @@ class ResidualEncoder(FrameEncoder):
         super().__init__(observation_space, features_dim, nn.Sequential(*layers))
 
 
+class EncoderEnsemble(BaseFeaturesExtractor):
+    """``members`` independent students' trunks side by side: each an encoder followed by its own MLP (``hidden``),
+    their features concatenated, ``members * width`` in all.
+
+    A linear action head on the concatenation is the sum of one linear head per member, so the policy's logits are
+    the sum of the members' logits once each member is trained on its own (``member_logits``): its greedy action
+    is the one the members' mean logits pick, and it is still one stable-baselines3 policy. Students of the driver
+    recipe trained from other seeds make their mistakes in other states: three of them voting crash about a quarter
+    as often as each alone (docs/driver.md).
+    """
+
+    def __init__(
+        self,
+        observation_space: gym.spaces.Box,
+        features_dim: int = 256,
+        members: int = 3,
+        encoder: str = "compact",
+        hidden: tuple[int, ...] = (256,),
+    ):
+        width = hidden[-1] if hidden else features_dim
+        super().__init__(observation_space, members * width)
+        self.width = width
+        self.trunks = nn.ModuleList()
+        for _ in range(members):
+            layers: list[nn.Module] = [ENCODERS[encoder](observation_space, features_dim)]
+            n_in = features_dim
+            for n_out in hidden:
+                layers += [nn.Linear(n_in, n_out), nn.ReLU()]
+                n_in = n_out
+            self.trunks.append(nn.Sequential(*layers))
+
+    def forward(self, observations: th.Tensor) -> th.Tensor:
+        return th.cat([trunk(observations) for trunk in self.trunks], dim=-1)
+
+
+def member_logits(features: th.Tensor, head: nn.Linear, members: int) -> th.Tensor:
+    """(members, batch, actions): member k's logits, ``W_k f_k + b / members``, whose sum is ``head(features)``."""
+    batch, actions = features.shape[0], head.out_features
+    per_member = features.reshape(batch, members, -1)
+    weights = head.weight.reshape(actions, members, -1)
+    return th.einsum("bkd,akd->kba", per_member, weights) + head.bias / members
+
+
 ENCODERS: dict[str, type[FrameEncoder]] = {
     "nature": NatureEncoder,
     "resnet": ResidualEncoder,

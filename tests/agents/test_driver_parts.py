@@ -233,6 +233,7 @@ def test_dart_noise_replaces_that_share_of_actions_by_random_ones():
         "recipe.teacher.aggregate=top1",
         "recipe.student.gap_weight=-1",
         "recipe.student.lr_end=1.5",
+        "algo.encoder.members=0",
     ],
 )
 def test_bad_recipe_values_are_refused(bad):
@@ -255,3 +256,45 @@ def test_the_round_learning_rate_falls_to_lr_end_then_restarts():
     assert all(a > b for a, b in itertools.pairwise(rates))  # falling all the way
     schedule(0)
     assert optimizer.param_groups[0]["lr"] == pytest.approx(1e-3)
+
+
+def _ensemble_student(tmp_path=None):
+    config = resolve("highway", recipe="driver", sets=["algo.encoder.members=3", "algo.encoder.features_dim=32"])
+    venv = make_venv("highway", "pixels", 4, backend="batched", seed=2)
+    return build_model(config, venv, device="cpu"), torch.from_numpy(venv.reset())
+
+
+def test_an_ensemble_policy_acts_on_the_sum_of_its_members_logits():
+    from drive.perception.encoders import member_logits
+
+    model, frames = _ensemble_student()
+    features, logits = features_and_logits(model.policy, frames)
+    members = member_logits(features, model.policy.action_net, 3)
+    assert members.shape == (3, 4, 5)
+    torch.testing.assert_close(members.sum(0), logits)
+    torch.testing.assert_close(model.policy.get_distribution(frames).distribution.logits, torch.log_softmax(logits, -1))
+
+
+def test_each_member_learns_alone_from_its_own_loss():
+    from drive.perception.encoders import member_logits
+
+    model, frames = _ensemble_student()
+    features, _ = features_and_logits(model.policy, frames)
+    member_logits(features, model.policy.action_net, 3)[0].sum().backward()
+    trunks = model.policy.features_extractor.trunks
+    assert trunks[0][0].trunk[0].weight.grad.abs().sum() > 0
+    untouched = [t[0].trunk[0].weight.grad for t in trunks[1:]]  # members 1 and 2
+    assert all(grad is None or not grad.any() for grad in untouched)
+    assert len({float(t[0].trunk[0].weight.sum()) for t in trunks}) == 3  # each from its own random weights
+
+
+def test_an_ensemble_student_saves_and_loads_as_an_sb3_model(tmp_path):
+    from drive.agents.policies import load_model
+
+    model, frames = _ensemble_student()
+    model.save(tmp_path / "model.zip")
+    loaded = load_model(tmp_path / "model.zip", "ppo", device="cpu")
+    with torch.no_grad():
+        torch.testing.assert_close(
+            features_and_logits(loaded.policy, frames)[1], features_and_logits(model.policy, frames)[1]
+        )
