@@ -68,6 +68,16 @@ CASES = [
     "sweep --address 127.0.0.1:1",
     "sweep --runs-dir /proc/runs",
     "sweep --resume nowhere",
+    "train-agent --env merge --obs pixels --backend envpool",
+    "train-agent --env merge --obs kinematics --backend envpool --set env.config.lanes_count=2",
+    "evaluate --policy idm --obs kinematics --backend envpool",
+    "watch --policy random --backend envpool",
+    "collect-frames --backend envpool",
+    "bench --engines nope",
+    "train-agent --recipe driver --set algo.encoder.members=0",
+    "train-agent --algo dqn --set algo.encoder.members=2",
+    "train-agent --recipe driver --set recipe.student.gap_weight=-1",
+    "train-agent --recipe driver --set recipe.student.lr_end=2",
 ]
 
 
