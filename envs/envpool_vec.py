@@ -51,6 +51,7 @@ Differences we cannot remove:
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any, ClassVar
 
@@ -326,10 +327,30 @@ class EnvPoolVecEnv(VecEnv):
 def grayscale(rgb: np.ndarray, weights) -> np.ndarray:
     """RGB frames (n, H, W, 3) as highway-env's ``GrayscaleObservation`` grays one: (n, W, H) uint8.
 
-    Its very arithmetic (``np.dot`` with the weights in float64, clipped, truncated): equal to highway-env's on all
-    2**24 colours, where a faster sum of products in another order differs on a few hundred.
+    Its very arithmetic (``np.dot`` with the weights in float64, clipped, truncated), looked up per colour: the table
+    is computed once for all 2**24 colours that way (a faster sum of products in another order differs from it on a
+    few hundred), and a lookup avoids a float64 copy of every frame (2 to 3 times faster for 1,024 frames here).
     """
-    return np.dot(rgb[..., :3], np.asarray(weights, dtype=np.float64)).clip(0, 255).astype(np.uint8).transpose(0, 2, 1)
+    table = _gray_table(tuple(float(w) for w in weights))
+    colour = rgb[..., 0].astype(np.uint32)  # r << 16 | g << 8 | b, in place
+    colour <<= 8
+    colour |= rgb[..., 1]
+    colour <<= 8
+    colour |= rgb[..., 2]
+    return table[colour].transpose(0, 2, 1)
+
+
+@functools.cache
+def _gray_table(weights: tuple[float, ...]) -> np.ndarray:
+    """highway-env's gray level of every 24-bit colour, indexed by ``r << 16 | g << 8 | b``."""
+    table = np.empty(2**24, dtype=np.uint8)
+    levels = np.arange(256, dtype=np.uint8)
+    green, blue = np.meshgrid(levels, levels, indexing="ij")
+    for red in range(256):  # one red level at a time, shaped as a frame (H, W, 3): np.dot takes a frame's path
+        rgb = np.stack([np.full_like(green, red), green, blue], -1)
+        gray = np.dot(rgb, np.asarray(weights, dtype=np.float64)).clip(0, 255).astype(np.uint8)
+        table[red << 16 : (red + 1) << 16] = gray.reshape(-1)
+    return table
 
 
 def _row(obs, k: int):
