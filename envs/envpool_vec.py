@@ -59,8 +59,8 @@ import gymnasium as gym
 import numpy as np
 from highway_env.road.lane import AbstractLane
 from highway_env.vehicle.kinematics import Vehicle
-from stable_baselines3.common.vec_env.base_vec_env import VecEnv
 
+from drive.envs.one_pool import OnePoolVecEnv
 from drive.envs.scenarios import ENVPOOL_SCENARIOS
 from drive.errors import DriveError
 
@@ -114,8 +114,9 @@ def envpool_kwargs(scenario: str, overrides: dict[str, Any] | None, highway_keys
     return kwargs
 
 
-class EnvPoolVecEnv(VecEnv):
+class EnvPoolVecEnv(OnePoolVecEnv):
     metadata: ClassVar[dict] = {"render_modes": ["rgb_array"]}
+    SHARED = "the envpool envs: they are one pool, so it reaches all of them"
 
     def __init__(
         self,
@@ -296,27 +297,6 @@ class EnvPoolVecEnv(VecEnv):
 
     def close(self) -> None:
         self.pool.close()
-
-    def get_attr(self, attr_name: str, indices=None) -> list[Any]:
-        return [getattr(self, attr_name)] * len(self._get_indices(indices))
-
-    def set_attr(self, attr_name: str, value: Any, indices=None) -> None:
-        self._all_envs(indices, "set_attr")
-        setattr(self, attr_name, value)
-
-    def env_method(self, method_name: str, *method_args, indices=None, **method_kwargs) -> list[Any]:
-        self._all_envs(indices, "env_method")
-        return [getattr(self, method_name)(*method_args, **method_kwargs)] * self.num_envs
-
-    def _all_envs(self, indices, what: str) -> None:
-        """The envs are one pool: a change or a call reaches every env, never a subset."""
-        if sorted(self._get_indices(indices)) != list(range(self.num_envs)):
-            raise DriveError(
-                f"{what} on some of the envpool envs: they are one pool, so it reaches all of them; pass indices=None"
-            )
-
-    def env_is_wrapped(self, wrapper_class, indices=None) -> list[bool]:
-        return [False] * len(self._get_indices(indices))
 
     def get_images(self) -> list[np.ndarray | None]:
         if self.render_mode != "rgb_array":

@@ -14,14 +14,14 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import numpy as np
 import torch
-from stable_baselines3.common.vec_env.base_vec_env import VecEnv
 
 from drive.envs.batched.simulator import REWARD_TERMS, BatchedHighway
-from drive.errors import DriveError
+from drive.envs.one_pool import OnePoolVecEnv
 
 
-class BatchedVecEnv(VecEnv):
+class BatchedVecEnv(OnePoolVecEnv):
     metadata: ClassVar[dict] = {"render_modes": ["rgb_array"]}
+    SHARED = "the batched envs: they share one simulator, so it applies to all of them"
 
     def __init__(
         self,
@@ -121,29 +121,6 @@ class BatchedVecEnv(VecEnv):
 
     def close(self) -> None:
         pass
-
-    def get_attr(self, attr_name: str, indices=None) -> list[Any]:
-        return [getattr(self, attr_name)] * len(self._get_indices(indices))
-
-    def set_attr(self, attr_name: str, value: Any, indices=None) -> None:
-        self._all_envs(indices, "set_attr")
-        setattr(self, attr_name, value)
-
-    def env_method(self, method_name: str, *method_args, indices=None, **method_kwargs) -> list[Any]:
-        self._all_envs(indices, "env_method")
-        result = getattr(self, method_name)(*method_args, **method_kwargs)
-        return [result] * self.num_envs
-
-    def _all_envs(self, indices, what: str) -> None:
-        """All envs share one simulator: a change or a call reaches every env, never a subset."""
-        if sorted(self._get_indices(indices)) != list(range(self.num_envs)):
-            raise DriveError(
-                f"{what} on some of the batched envs: they share one simulator, so it applies to all of them; "
-                "pass indices=None"
-            )
-
-    def env_is_wrapped(self, wrapper_class, indices=None) -> list[bool]:
-        return [False] * len(self._get_indices(indices))
 
     def get_images(self) -> list[np.ndarray]:
         """Each env's newest frame as RGB (pixels preset only)."""
