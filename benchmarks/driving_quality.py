@@ -13,7 +13,9 @@ learning curves (return and crash rate against minutes).
     python benchmarks/driving_quality.py --seeds 0 --anchor-minutes 5          # a shorter look
     python benchmarks/driving_quality.py --reuse-anchors docs/driving_quality.json  # the recipe only
 
-A seed whose run folder under ``--out/driver-<seed>/`` is finished is judged again, not retrained.
+A seed whose run folder under ``--out/driver-<seed>/`` is finished is not retrained: its entry in ``--out``'s
+``results.json`` is kept if an earlier invocation judged it (so seeds can be added one invocation at a time, each
+timed as it trained), else it is judged again (its minutes then are the rounds' alone, from its metrics.json).
 
 Writes ``results.json``, ``table.md`` and ``curves.png`` into ``--out`` (copy the last two into ``docs/``).
 """
@@ -194,8 +196,12 @@ def main() -> None:
         (args.out / "results.json").write_text(json.dumps({"results": results, "curves": curves}, indent=2))
 
     sets = [a for s in args.recipe_set for a in ("--set", s)]
+    judged = _judged_recipe_runs(args.out)
     for seed in args.seeds:
         finished = list((args.out / f"driver-{seed}").glob("*/metrics.json"))
+        if finished and str(finished[0].parent) in judged:  # trained and judged by an earlier invocation: kept
+            record("driver recipe", *judged[str(finished[0].parent)])
+            continue
         if finished:  # trained by an earlier invocation: judged again, not retrained
             run = finished[0].parent
             elapsed = json.loads(finished[0].read_text())["train_seconds"]  # the rounds only, without evaluation
@@ -245,6 +251,17 @@ def main() -> None:
     (args.out / "results.json").write_text(json.dumps({"results": results, "curves": curves}, indent=2))
     report(args.out, results, curves)
     print(f"budget per anchor {budget / 60:.1f} min")
+
+
+def _judged_recipe_runs(out: Path) -> dict[str, tuple[dict, list[dict]]]:
+    """The recipe's entries (and curves) that an earlier invocation wrote into ``out/results.json``, by run folder:
+    seeds can be added one invocation at a time, each timed as it was trained (the whole command)."""
+    path = out / "results.json"
+    if not path.is_file():
+        return {}
+    saved = json.loads(path.read_text())
+    entries = saved["results"].get("driver recipe", [])
+    return {e["run"]: (e, c) for e, c in zip(entries, saved["curves"]["driver recipe"], strict=True)}
 
 
 def report(out: Path, results: dict, curves: dict) -> None:
