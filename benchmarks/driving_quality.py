@@ -260,8 +260,8 @@ def _judged_recipe_runs(out: Path) -> dict[str, tuple[dict, list[dict]]]:
     if not path.is_file():
         return {}
     saved = json.loads(path.read_text())
-    entries = saved["results"].get("driver recipe", [])
-    return {e["run"]: (e, c) for e, c in zip(entries, saved["curves"]["driver recipe"], strict=True)}
+    entries, curves = saved["results"].get("driver recipe", []), saved["curves"].get("driver recipe", [])
+    return {e["run"]: (e, c) for e, c in zip(entries, curves, strict=True)}
 
 
 def report(out: Path, results: dict, curves: dict) -> None:
