@@ -2,6 +2,11 @@
 
 Each shard starts fresh episodes (seeded from the shard's index), so a resumed collection continues exactly
 where the last whole shard ended; episodes still running when a shard fills are cut there.
+
+Beside the state's ground truth (``truth.ground_truth``) each frame's truth holds what the rollout did there: the
+collecting policy's ``action`` (discrete action spaces only) and the ``reward`` that action earned, and on the
+batched backend ``idm_action``, what the IDM/MOBIL driver would have done in that state. They are the cheap
+screens of the probing literature: whether a policy's choice and the reward can be read off frozen features.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from drive.envs.batched.ego_idm import idm_meta_actions
 from drive.envs.batched.highway_state import snapshot, stack_snapshots
 from drive.errors import DriveError
 from drive.perception.frame_store import FrameStore
@@ -109,9 +115,12 @@ def _batched_shard(venv, act, seed: int, size: int):
     chunks = []
     collected = 0
     while collected < size:
-        chunks.append((obs.copy(), episode.copy(), step.copy(), _truth(venv.sim.state)))
+        truth = {**_truth(venv.sim.state), "idm_action": idm_meta_actions(venv.sim).cpu().numpy()}
+        chunks.append((obs.copy(), episode.copy(), step.copy(), truth))
         collected += n
-        obs, _, dones, _ = venv.step(act(obs))
+        action = act(obs)
+        obs, reward, dones, _ = venv.step(action)
+        truth.update(_rollout(action, reward))
         step += 1
         for i in np.flatnonzero(dones):  # the returned observation already starts a new episode
             episode[i], step[i], next_episode = next_episode, 0, next_episode + 1
@@ -125,10 +134,12 @@ def _highway_env_shard(env, actor, seed: int, size: int):
         obs, _ = env.reset(seed=seed + episode)
         done, step = False, 0
         while not done and collected < size:
-            state = stack_snapshots([snapshot(env)], dtype=torch.float32)
-            chunks.append((obs[None], np.array([episode]), np.array([step]), _truth(state)))
+            truth = _truth(stack_snapshots([snapshot(env)], dtype=torch.float32))
+            chunks.append((obs[None], np.array([episode]), np.array([step]), truth))
             collected += 1
-            obs, _, terminated, truncated, _ = env.step(actor.act(obs))
+            action = actor.act(obs)
+            obs, reward, terminated, truncated, _ = env.step(action)
+            truth.update(_rollout(action, reward))
             done, step = terminated or truncated, step + 1
         episode += 1
     return _stack(chunks, size)
@@ -136,6 +147,16 @@ def _highway_env_shard(env, actor, seed: int, size: int):
 
 def _truth(state) -> dict[str, np.ndarray]:
     return {k: v.cpu().numpy() for k, v in ground_truth(state).items()}
+
+
+def _rollout(action, reward) -> dict[str, np.ndarray]:
+    """The step's ``reward`` (N,) float32 and, where the actions are indices, the ``action`` (N,) int64; a
+    continuous action (parking's) is no class target, so it is not stored."""
+    action = np.asarray(action)
+    out = {"reward": np.asarray(reward, dtype=np.float32).reshape(-1)}
+    if action.dtype.kind in "iu" and action.size == out["reward"].size:
+        out["action"] = action.astype(np.int64).reshape(-1)
+    return out
 
 
 def _stack(chunks, size):

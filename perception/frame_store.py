@@ -2,17 +2,21 @@
 
     DIR/manifest.json       env, backend, policy, config, seed, shapes, count, the shards
     DIR/frames_00000.npz    frames (K, stack, W, H) uint8, episode (K,) int64, step (K,) int64
-    DIR/truth_00000.npz     one (K,) array per ground-truth target, for probes only
+    DIR/truth_00000.npz     one (K,) array per probe target (``drive.perception.truth.TARGETS``), for probes only
 
 Within a shard, frames are ordered by episode then step, so a frame's successor in its episode is the next row
 whenever ``episode`` matches and ``step`` is one more. Shards and the manifest are written to a temporary name and
 renamed, so a stopped collection leaves only whole shards, and the manifest lists only those.
+
+Two readers: ``load`` concatenates shards (the probes' few thousand frames), ``batches`` streams shuffled
+minibatches holding a bounded number of shards (pretraining on more frames than fit in memory).
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +25,7 @@ import numpy as np
 from drive.errors import DriveError
 
 MANIFEST = "manifest.json"
+FRAME_KEYS = ("frames", "episode", "step")
 
 
 def _atomic_write(path: Path, write) -> None:
@@ -106,11 +111,14 @@ class FrameStore:
             ) from None
 
     def load(self, truth: bool = False, limit: int | None = None) -> dict[str, np.ndarray]:
-        """All shards concatenated: ``frames``, ``episode``, ``step`` (and the ground truth if asked)."""
+        """All shards concatenated: ``frames``, ``episode``, ``step`` (and the ground truth if asked).
+
+        A truth key missing from some shard read is left out: a store collected before a target was recorded and
+        resumed after holds it in its later shards only, and a shorter column would misalign every row."""
         parts: dict[str, list[np.ndarray]] = {}
         total = 0
         for shard in self.manifest["shards"]:
-            arrays = self._read(shard["frames"], ("frames", "episode", "step"))
+            arrays = self._read(shard["frames"], FRAME_KEYS)
             if truth:
                 arrays.update(self._read(shard["truth"]))
             for key, value in arrays.items():
@@ -118,8 +126,106 @@ class FrameStore:
             total += shard["count"]
             if limit is not None and total >= limit:
                 break
-        out = {k: np.concatenate(v) for k, v in parts.items()}
+        out = {k: np.concatenate(v) for k, v in parts.items() if len(v) == len(parts.get("frames", ()))}
         return {k: v[:limit] for k, v in out.items()} if limit is not None else out
+
+    def batches(
+        self,
+        batch_size: int,
+        rng: np.random.Generator,
+        shards_in_memory: int = 4,
+        gap: int | None = None,
+        drop_last: bool = False,
+    ) -> Iterator[np.ndarray | tuple[np.ndarray, np.ndarray]]:
+        """One pass (epoch) over the store in shuffled minibatches, holding at most ``shards_in_memory`` shards'
+        frames at once, where ``load`` holds them all: pretraining may read more frames than fit in memory.
+
+        Yields ``frames`` (B, *frame_shape) uint8; with ``gap``, ``(frames, later)``, ``later[i]`` being the stack
+        ``gap`` steps after ``frames[i]`` in the same episode. Pairs are found within a shard (``successors``): a
+        pair whose later frame lies in the next shard is never drawn (collect-frames starts each shard with fresh
+        episodes, so its stores lose none). Every usable row (every row; with ``gap``, every row with such a
+        successor) comes exactly once per call. Shards are visited in a random order, ``shards_in_memory`` at a
+        time, and the rows of those shuffled together; fewer than ``batch_size`` rows left over from one group are
+        copied into the next group's first batch. The last batch is smaller unless ``drop_last`` drops it.
+        Arguments are checked here, before the first batch is asked for.
+        """
+        _check_batch_arguments(batch_size, rng, shards_in_memory, gap)
+        return self._stream(int(batch_size), rng, int(shards_in_memory), None if gap is None else int(gap), drop_last)
+
+    def _stream(self, batch_size: int, rng: np.random.Generator, shards_in_memory: int, gap: int | None, drop_last):
+        shards = self.manifest["shards"]
+        order = rng.permutation(len(shards))
+        carry = None  # fewer than batch_size rows, copied out of the previous group
+        for start in range(0, len(order), shards_in_memory):
+            group = [self._read(shards[i]["frames"], FRAME_KEYS) for i in order[start : start + shards_in_memory]]
+            shard, row, later = _usable_rows(group, gap)
+            frames = [arrays["frames"] for arrays in group]
+            del group  # only the frames stay
+            pick = rng.permutation(len(row))
+            shard, row, later = shard[pick], row[pick], later[pick]
+            begin = 0
+            if carry is not None:  # top the carried rows up to a whole batch
+                begin = min(batch_size - len(carry[0]), len(row))
+                carry = _joined(carry, _batch(frames, shard[:begin], row[:begin], later[:begin], gap))
+                if len(carry[0]) == batch_size:
+                    yield _out(carry, gap)
+                    carry = None
+            while begin < len(row):
+                end = begin + batch_size
+                batch = _batch(frames, shard[begin:end], row[begin:end], later[begin:end], gap)
+                if len(batch[0]) < batch_size:
+                    carry = batch
+                else:
+                    yield _out(batch, gap)
+                begin = end
+            del frames  # before the next group is read
+        if carry is not None and len(carry[0]) and not drop_last:
+            yield _out(carry, gap)
+
+
+def _check_batch_arguments(batch_size, rng, shards_in_memory, gap) -> None:
+    for name, value in (("batch_size", batch_size), ("shards_in_memory", shards_in_memory), ("gap", gap)):
+        if name == "gap" and value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+            raise DriveError(f"{name} must be a whole number at least 1, got {value!r}")
+    if not isinstance(rng, np.random.Generator):
+        raise DriveError(f"rng must be a numpy Generator (np.random.default_rng(seed)), got {rng!r}")
+
+
+def _usable_rows(group: list[dict], gap: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(shard within the group, row, its successor's row) of every usable row; the successor is the row itself
+    without ``gap``."""
+    shard, row, later = [], [], []
+    for k, arrays in enumerate(group):
+        after = np.arange(len(arrays["episode"])) if gap is None else successors(arrays["episode"], arrays["step"], gap)
+        usable = np.flatnonzero(after >= 0)
+        shard.append(np.full(len(usable), k))
+        row.append(usable)
+        later.append(after[usable])
+    return np.concatenate(shard), np.concatenate(row), np.concatenate(later)
+
+
+def _gather(frames: list[np.ndarray], shard: np.ndarray, row: np.ndarray) -> np.ndarray:
+    """Rows of several shards, copied into one array in the order asked (never a view that pins a shard)."""
+    out = np.empty((len(row), *frames[0].shape[1:]), dtype=frames[0].dtype)
+    for k in np.unique(shard):
+        hit = shard == k
+        out[hit] = frames[k][row[hit]]
+    return out
+
+
+def _batch(frames, shard, row, later, gap) -> tuple[np.ndarray, ...]:
+    anchor = _gather(frames, shard, row)
+    return (anchor,) if gap is None else (anchor, _gather(frames, shard, later))
+
+
+def _joined(a: tuple[np.ndarray, ...], b: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
+    return tuple(np.concatenate([x, y]) for x, y in zip(a, b, strict=True))
+
+
+def _out(batch: tuple[np.ndarray, ...], gap):
+    return batch[0] if gap is None else batch
 
 
 def successors(episode: np.ndarray, step: np.ndarray, gap: int = 1) -> np.ndarray:

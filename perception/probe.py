@@ -80,8 +80,9 @@ def fit_and_score(kind: str, train_x: torch.Tensor, train_y: torch.Tensor, l2: f
 
 
 def probe_scores(feats: torch.Tensor, truth: dict[str, np.ndarray], test: np.ndarray) -> dict[str, float]:
-    """Score per target: accuracy (classes) or R^2 (continuous), on the ``test`` rows; the L2 strength is the
-    one scoring best on the ``validation`` episodes when fitted on the other training rows."""
+    """Score per target in ``truth``: accuracy (classes) or R^2 (continuous), on the ``test`` rows; the L2
+    strength is the one scoring best on the ``validation`` episodes when fitted on the other training rows.
+    Targets ``truth`` lacks (an older frame store's) are skipped, not an error: ``missing_targets`` names them."""
     test_mask = torch.as_tensor(test)
     valid_mask = torch.as_tensor(validation(truth["episode"])) & ~test_mask
     train_mask = ~test_mask
@@ -90,18 +91,32 @@ def probe_scores(feats: torch.Tensor, truth: dict[str, np.ndarray], test: np.nda
     fit_mask = train_mask & ~valid_mask
     scores = {}
     for name, kind in TARGETS.items():
+        if name not in truth:
+            continue
         y = torch.as_tensor(truth[name])
         l2 = max(L2_GRID, key=lambda a: fit_and_score(kind, x[fit_mask], y[fit_mask], a, x[valid_mask], y[valid_mask]))
         scores[name] = fit_and_score(kind, x[train_mask], y[train_mask], l2, x[test_mask], y[test_mask])
     return scores
 
 
+def missing_targets(truth: dict[str, np.ndarray]) -> list[str]:
+    """The probe targets a frame store does not hold (collected before they were recorded, or on a backend
+    without them)."""
+    return [name for name in TARGETS if name not in truth]
+
+
 def format_probe_table(results: dict[str, dict[str, float]]) -> str:
-    """Rows: targets (with their metric); columns: encoders."""
+    """Rows: targets (with their metric) that any encoder was scored on; columns: encoders; a last line names the
+    targets none was scored on."""
     names = list(results)
     width = max(12, *(len(n) + 2 for n in names))
     lines = [f"{'target':<22}{'metric':<10}" + "".join(f"{n:>{width}}" for n in names)]
-    for target, kind in TARGETS.items():
-        metric = "accuracy" if kind == "class" else "R^2"
-        lines.append(f"{target:<22}{metric:<10}" + "".join(f"{results[n][target]:>{width}.3f}" for n in names))
+    scored = [t for t in TARGETS if any(t in scores for scores in results.values())]
+    for target in scored:
+        metric = "accuracy" if TARGETS[target] == "class" else "R^2"
+        cells = (results[n].get(target, float("nan")) for n in names)
+        lines.append(f"{target:<22}{metric:<10}" + "".join(f"{value:>{width}.3f}" for value in cells))
+    skipped = [t for t in TARGETS if t not in scored]
+    if skipped:
+        lines.append(f"not in this frame store: {', '.join(skipped)}")
     return "\n".join(lines)

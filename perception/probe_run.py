@@ -1,4 +1,9 @@
-"""``drive probe``: compare encoders by linear probes on one frame store."""
+"""``drive probe``: compare encoders by linear probes on one frame store.
+
+Every target of ``drive.perception.truth.TARGETS`` the store holds is probed; an older store's missing targets
+(the rollout's action and reward, the IDM driver's action) are skipped and named under the table and in
+``probe.json``'s ``skipped``.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,14 @@ from pathlib import Path
 from drive.errors import DriveError
 from drive.perception.checkpoint import check_fits, frame_space, load_encoder, make_encoder
 from drive.perception.frame_store import FrameStore
-from drive.perception.probe import HELD_OUT_EVERY, features, format_probe_table, held_out, probe_scores
+from drive.perception.probe import (
+    HELD_OUT_EVERY,
+    features,
+    format_probe_table,
+    held_out,
+    missing_targets,
+    probe_scores,
+)
 
 
 def resolve_encoder(spec: str, shape) -> tuple[str, object]:
@@ -51,7 +63,8 @@ def probe_encoders(frames, specs: list[str], limit: int = 20_000, device: str = 
     results = {label: probe_scores(features(enc, data["frames"], device), data, test) for label, enc in encoders}
     table = format_probe_table(results)
     folder = new_run_dir(runs_dir, "probe")
-    (folder / "probe.json").write_text(json.dumps({"frames": str(frames), "results": results}, indent=2) + "\n")
+    record = {"frames": str(frames), "results": results, "skipped": missing_targets(data)}
+    (folder / "probe.json").write_text(json.dumps(record, indent=2) + "\n")
     writer = SummaryWriter(str(folder / "tb"))
     writer.add_text("probe/table", "    " + table.replace("\n", "\n    "))
     for label, scores in results.items():

@@ -15,7 +15,7 @@ from drive.envs.batched.state import TrafficState
 
 FRONT_RANGE = 50.0  # [m] about what a pixels frame shows ahead of the ego; no vehicle ahead reads as this
 SIDE_RANGE = 15.0  # [m] a neighbouring lane is occupied by a vehicle within this distance ahead or behind
-TARGETS = {  # name -> kind: the probe fits a classifier or a regression
+STATE_TARGETS = {  # name -> kind: the probe fits a classifier or a regression; read off the state (ground_truth)
     "lane": "class",
     "speed": "regression",
     "front_distance": "regression",
@@ -23,6 +23,12 @@ TARGETS = {  # name -> kind: the probe fits a classifier or a regression
     "left_occupied": "class",
     "right_occupied": "class",
 }
+# Recorded by the rollout at collection (``drive.perception.collect``), not read off the state: the collecting
+# policy's action (DiscreteMetaAction index, 0..4) and the reward it earned from that frame, and, on the batched
+# backend, the action the IDM/MOBIL driver would take there. Frame stores collected before them, or on a backend
+# without them, lack these keys, and the probes skip what a store lacks.
+ROLLOUT_TARGETS = {"action": "class", "reward": "regression", "idm_action": "class"}
+TARGETS = {**STATE_TARGETS, **ROLLOUT_TARGETS}
 
 
 def ground_truth(state: TrafficState) -> dict[str, torch.Tensor]:
