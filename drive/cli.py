@@ -37,8 +37,8 @@ def _in_range(name: str, low: int, high: int | None = None):
 
 
 def _positive(name: str):
-    def check(value: float) -> float:
-        if value <= 0:
+    def check(value: float | None) -> float | None:
+        if value is not None and value <= 0:
             raise DriveError(f"{name} must be above 0, got {value}")
         return value
 
@@ -361,16 +361,32 @@ def pretrain(
         Path | None,
         typer.Option(help="Output folder (default: runs/pretrain-<method>-<time>).", callback=_writable("--out", True)),
     ] = None,
-    method: Annotated[str, typer.Option(help="atc (augmented temporal contrast).")] = "atc",
-    encoder: Annotated[str, typer.Option(help="nature, resnet or compact.")] = "nature",
+    method: Annotated[
+        str,
+        typer.Option(
+            help="A preset from configs/pretrain/: a method (atc: augmented temporal contrast; spr: latent "
+            "prediction with inverse dynamics, needs recorded actions) or a variant of one (atc-gap3)."
+        ),
+    ] = "atc",
+    encoder: Annotated[str | None, typer.Option(help="nature, resnet or compact (default: the preset's).")] = None,
     features_dim: Annotated[
-        int, typer.Option(help="Encoder output size.", callback=_in_range("--features-dim", 1))
-    ] = 512,
-    epochs: Annotated[int, typer.Option(help="Passes over the frames.", callback=_in_range("--epochs", 1))] = 5,
+        int | None, typer.Option(help="Encoder output size.", callback=_in_range("--features-dim", 1))
+    ] = None,
+    epochs: Annotated[
+        int | None, typer.Option(help="Passes over the frames.", callback=_in_range("--epochs", 1))
+    ] = None,
     batch_size: Annotated[
-        int, typer.Option(help="Pairs per batch (the contrastive negatives).", callback=_in_range("--batch-size", 2))
-    ] = 128,
-    lr: Annotated[float, typer.Option(help="Adam learning rate, above 0.", callback=_positive("--lr"))] = 3e-4,
+        int | None,
+        typer.Option(help="Pairs per batch (ATC: the contrastive negatives).", callback=_in_range("--batch-size", 2)),
+    ] = None,
+    lr: Annotated[float | None, typer.Option(help="Adam learning rate, above 0.", callback=_positive("--lr"))] = None,
+    gap: Annotated[
+        int | None, typer.Option(help="Policy steps between the two stacks of a pair.", callback=_in_range("--gap", 1))
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="key=value for any preset key (momentum=0.05, inverse_weight=0.5); repeatable."),
+    ] = None,
     seed: Annotated[
         int,
         typer.Option(
@@ -382,22 +398,24 @@ def pretrain(
     runs_dir: RunsDir = Path("runs"),
     quiet: Quiet = False,
 ) -> None:
-    """Self-supervised pretraining of the CNN encoder; writes encoder.pt and TensorBoard logs."""
+    """Self-supervised pretraining of the CNN encoder; writes encoder.pt and TensorBoard logs.
+
+    The preset (--method) gives every hyperparameter; --set overrides it, and the flags override both."""
+    from drive.config import parse_set
     from drive.perception.pretrain import pretrain as run_pretrain
 
+    flags = {"encoder": encoder, "features_dim": features_dim, "epochs": epochs, "batch_size": batch_size}
+    flags |= {"lr": lr, "gap": gap}
+    overrides = parse_set(set_ or []) | {k: v for k, v in flags.items() if v is not None}  # None: the preset's
     path = run_pretrain(
         frames=frames,
+        method=method,
         out=out,
         runs_dir=runs_dir,
-        method=method,
-        encoder=encoder,
-        features_dim=features_dim,
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
         seed=seed,
         device=device,
         progress=not quiet,
+        overrides=overrides,
     )
     typer.echo(f"encoder: {path}")
 

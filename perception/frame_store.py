@@ -9,7 +9,8 @@ whenever ``episode`` matches and ``step`` is one more. Shards and the manifest a
 renamed, so a stopped collection leaves only whole shards, and the manifest lists only those.
 
 Two readers: ``load`` concatenates shards (the probes' few thousand frames), ``batches`` streams shuffled
-minibatches holding a bounded number of shards (pretraining on more frames than fit in memory).
+minibatches holding a bounded number of shards (pretraining on more frames than fit in memory), with the truth
+columns an objective asks for (``truth=("action",)``: SPR's action-conditioned prediction).
 """
 
 from __future__ import annotations
@@ -105,10 +106,7 @@ class FrameStore:
             with np.load(self.root / name) as data:
                 return {k: data[k] for k in (keys or data.files)}
         except (OSError, KeyError, ValueError, EOFError) as err:
-            raise DriveError(
-                f"frames folder {str(self.root)!r}: shard {name!r} is missing or unreadable ({type(err).__name__}); "
-                "collect the frames again into a new --out"
-            ) from None
+            raise _unreadable(self.root, name, err) from None
 
     def load(self, truth: bool = False, limit: int | None = None) -> dict[str, np.ndarray]:
         """All shards concatenated: ``frames``, ``episode``, ``step`` (and the ground truth if asked).
@@ -136,7 +134,8 @@ class FrameStore:
         shards_in_memory: int = 4,
         gap: int | None = None,
         drop_last: bool = False,
-    ) -> Iterator[np.ndarray | tuple[np.ndarray, np.ndarray]]:
+        truth: tuple[str, ...] = (),
+    ) -> Iterator[np.ndarray | tuple]:
         """One pass (epoch) over the store in shuffled minibatches, holding at most ``shards_in_memory`` shards'
         frames at once, where ``load`` holds them all: pretraining may read more frames than fit in memory.
 
@@ -147,40 +146,79 @@ class FrameStore:
         successor) comes exactly once per call. Shards are visited in a random order, ``shards_in_memory`` at a
         time, and the rows of those shuffled together; fewer than ``batch_size`` rows left over from one group are
         copied into the next group's first batch. The last batch is smaller unless ``drop_last`` drops it.
+
+        With ``truth`` (names of ground-truth columns, e.g. ``("action",)``) a dict of those columns is yielded
+        last: ``(frames, columns)``, or ``(frames, later, columns)`` with ``gap``. Without ``gap`` a column is
+        (B,), the anchor row's value; with ``gap`` it is (B, gap), the values of the anchor and of each step up to
+        the later stack (for ``action``: a_t .. a_{t+gap-1}, the actions that led from one stack to the other).
+        A name that some shard lacks is refused (a store collected before the column was recorded).
         Arguments are checked here, before the first batch is asked for.
         """
         _check_batch_arguments(batch_size, rng, shards_in_memory, gap)
-        return self._stream(int(batch_size), rng, int(shards_in_memory), None if gap is None else int(gap), drop_last)
+        truth = tuple(truth)
+        if truth:
+            self._check_truth(truth)
+        gap = None if gap is None else int(gap)
+        return self._stream(int(batch_size), rng, int(shards_in_memory), gap, drop_last, truth)
 
-    def _stream(self, batch_size: int, rng: np.random.Generator, shards_in_memory: int, gap: int | None, drop_last):
+    def truth_keys(self) -> set[str]:
+        """The ground-truth columns that every shard holds (a store resumed after a column was first recorded holds
+        it in its later shards only). Reads each truth file's index, not its arrays."""
+        keys: set[str] | None = None
+        for shard in self.manifest["shards"]:
+            try:
+                with np.load(self.root / shard["truth"]) as data:
+                    found = set(data.files)
+            except (OSError, ValueError, EOFError) as err:
+                raise _unreadable(self.root, shard["truth"], err) from None
+            keys = found if keys is None else keys & found
+        return keys or set()
+
+    def _check_truth(self, truth: tuple[str, ...]) -> None:
+        held = self.truth_keys()
+        missing = [name for name in truth if name not in held]
+        if missing:
+            raise DriveError(
+                f"frames folder {str(self.root)!r} does not hold truth column {missing[0]!r} in every shard; "
+                f"valid: {', '.join(sorted(held)) or 'none'}"
+            )
+
+    def _stream(self, batch_size, rng, shards_in_memory: int, gap: int | None, drop_last, truth: tuple[str, ...]):
         shards = self.manifest["shards"]
         order = rng.permutation(len(shards))
         carry = None  # fewer than batch_size rows, copied out of the previous group
         for start in range(0, len(order), shards_in_memory):
-            group = [self._read(shards[i]["frames"], FRAME_KEYS) for i in order[start : start + shards_in_memory]]
+            chosen = [shards[i] for i in order[start : start + shards_in_memory]]
+            group = [self._read(s["frames"], FRAME_KEYS) for s in chosen]
             shard, row, later = _usable_rows(group, gap)
-            frames = [arrays["frames"] for arrays in group]
-            del group  # only the frames stay
+            # One list per array kind, each holding that kind for every shard of the group: the frames, then the
+            # truth columns asked for.
+            arrays = [[a["frames"] for a in group]]
+            if truth:
+                columns = [self._read(s["truth"], truth) for s in chosen]
+                arrays += [[c[name] for c in columns] for name in truth]
+                del columns
+            del group  # only the frames (and the columns asked for) stay
             pick = rng.permutation(len(row))
             shard, row, later = shard[pick], row[pick], later[pick]
             begin = 0
             if carry is not None:  # top the carried rows up to a whole batch
                 begin = min(batch_size - len(carry[0]), len(row))
-                carry = _joined(carry, _batch(frames, shard[:begin], row[:begin], later[:begin], gap))
+                carry = _joined(carry, _batch(arrays, shard[:begin], row[:begin], later[:begin], gap))
                 if len(carry[0]) == batch_size:
-                    yield _out(carry, gap)
+                    yield _out(carry, gap, truth)
                     carry = None
             while begin < len(row):
                 end = begin + batch_size
-                batch = _batch(frames, shard[begin:end], row[begin:end], later[begin:end], gap)
+                batch = _batch(arrays, shard[begin:end], row[begin:end], later[begin:end], gap)
                 if len(batch[0]) < batch_size:
                     carry = batch
                 else:
-                    yield _out(batch, gap)
+                    yield _out(batch, gap, truth)
                 begin = end
-            del frames  # before the next group is read
+            del arrays  # before the next group is read
         if carry is not None and len(carry[0]) and not drop_last:
-            yield _out(carry, gap)
+            yield _out(carry, gap, truth)
 
 
 def _check_batch_arguments(batch_size, rng, shards_in_memory, gap) -> None:
@@ -215,17 +253,35 @@ def _gather(frames: list[np.ndarray], shard: np.ndarray, row: np.ndarray) -> np.
     return out
 
 
-def _batch(frames, shard, row, later, gap) -> tuple[np.ndarray, ...]:
+def _batch(arrays, shard, row, later, gap) -> tuple[np.ndarray, ...]:
+    """(anchor[, later], *columns): ``arrays[0]`` holds the group's frames, the rest its truth columns. With ``gap``
+    a column holds rows ``row .. row + gap - 1``: rows are sorted by (episode, step), so the rows between a row and
+    its successor ``gap`` steps on are exactly the steps between them."""
+    frames, columns = arrays[0], arrays[1:]
     anchor = _gather(frames, shard, row)
-    return (anchor,) if gap is None else (anchor, _gather(frames, shard, later))
+    if gap is None:
+        return (anchor, *(_gather(c, shard, row) for c in columns))
+    spans = (np.stack([_gather(c, shard, row + j) for j in range(gap)], 1) for c in columns)
+    return (anchor, _gather(frames, shard, later), *spans)
 
 
 def _joined(a: tuple[np.ndarray, ...], b: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
     return tuple(np.concatenate([x, y]) for x, y in zip(a, b, strict=True))
 
 
-def _out(batch: tuple[np.ndarray, ...], gap):
-    return batch[0] if gap is None else batch
+def _out(batch: tuple[np.ndarray, ...], gap, truth: tuple[str, ...] = ()):
+    n_frames = 1 if gap is None else 2
+    frames = batch[:n_frames]
+    if not truth:
+        return frames[0] if gap is None else frames
+    return (*frames, dict(zip(truth, batch[n_frames:], strict=True)))
+
+
+def _unreadable(root: Path, name: str, err: Exception) -> DriveError:
+    return DriveError(
+        f"frames folder {str(root)!r}: shard {name!r} is missing or unreadable ({type(err).__name__}); "
+        "collect the frames again into a new --out"
+    )
 
 
 def successors(episode: np.ndarray, step: np.ndarray, gap: int = 1) -> np.ndarray:

@@ -1,22 +1,27 @@
 """Frame store, augmentations, pretraining, probes and pretrained encoders in agents."""
 
 import json
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from drive.cli import main
+from drive.config import CONFIG_DIR
 from drive.errors import DriveError
 from drive.perception.augment import augment, brightness, random_shift
 from drive.perception.checkpoint import load_encoder, make_encoder, save_encoder
 from drive.perception.collect import collect_frames
 from drive.perception.frame_store import FrameStore, successors
-from drive.perception.pretrain import ATC
+from drive.perception.pretrain import ATC, pretrain, resolve_recipe
 from drive.perception.probe import L2_GRID, fit_and_score, probe_scores
 from drive.perception.truth import TARGETS
 from tests.cli.test_cli import _sets
 from tests.conftest import SHORT_EPISODES, TINY_DQN
+from tests.perception.test_objectives import synthetic_store
 
 
 @pytest.fixture(scope="module")
@@ -226,10 +231,107 @@ def test_pretrain_then_probe_from_the_command_line(store, tmp_path, capsys):
     assert all(0 <= results[name][t] <= 1 for name in results for t in TARGETS if TARGETS[t] == "class")
 
 
-def test_pretrain_refuses_an_unknown_method(store, capsys):
-    assert main(["pretrain", "--frames", str(store.root), "--method", "simclr", "-q"]) == 2
+def test_pretrain_refuses_an_unknown_method_or_preset_and_makes_nothing(store, tmp_path, capsys):
+    runs, out = tmp_path / "runs", tmp_path / "out"
+    assert main(["pretrain", "--frames", str(store.root), "--method", "simclr", "--runs-dir", str(runs), "-q"]) == 2
+    assert main(["pretrain", "--frames", str(store.root), "--method", "atc-gap", "--out", str(out), "-q"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == "error: unknown pretrain preset 'simclr'; valid: atc, atc-gap3, spr"
+    assert err[1].startswith("error: unknown pretrain preset 'atc-gap' (did you mean 'atc-gap3'?)") and len(err) == 2
+    assert not runs.exists() and not out.exists()
+
+
+def test_a_presets_values_reach_the_metadata_and_flags_and_sets_override_them(tmp_path, monkeypatch):
+    """atc-gap3 gives gap 3 and the compact encoder; --batch-size and --set temperature replace the preset's. The
+    loss streams its frames: ``load`` is asked only for the probes' few (with a limit)."""
+    store = synthetic_store(tmp_path / "frames", episodes=10, length=12)
+    loads = []
+    real_load = FrameStore.load
+    monkeypatch.setattr(FrameStore, "load", lambda self, **kw: loads.append(kw) or real_load(self, **kw))
+    out = tmp_path / "pretrain"
+    args = ["pretrain", "--frames", str(store.root), "--method", "atc-gap3", "--epochs", "1", "--batch-size", "8"]
+    assert main([*args, "--set", "temperature=0.2", "--out", str(out), "-q"]) == 0
+    _, metadata = load_encoder(out / "encoder.pt")
+    preset = yaml.safe_load((Path(CONFIG_DIR) / "pretrain" / "atc-gap3.yaml").read_text())
+    assert metadata["preset"] == "atc-gap3" and metadata["method"] == "atc" and metadata["gap"] == 3 == preset["gap"]
+    assert metadata["encoder"] == "compact" and metadata["features_dim"] == 256 and metadata["lr"] == preset["lr"]
+    assert metadata["batch_size"] == 8 and metadata["temperature"] == 0.2 and metadata["momentum"] == 0.01
+    recipe = metadata["recipe"]
+    assert recipe == {**preset, "batch_size": 8, "temperature": 0.2, "epochs": 1, "preset": "atc-gap3"} | {
+        "seed": 0,
+        "frames": str(store.root),
+    }
+    assert loads == [{"truth": True, "limit": 4000}]
+
+
+def test_spr_trains_from_the_recorded_actions_and_logs_its_terms(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    store = synthetic_store(tmp_path / "frames", episodes=10, length=12)
+    out = tmp_path / "spr"
+    args = ["pretrain", "--frames", str(store.root), "--method", "spr", "--epochs", "2", "--batch-size", "16"]
+    assert main([*args, "--gap", "2", "--set", "inverse_weight=0.5", "--out", str(out), "-q"]) == 0
+    _, metadata = load_encoder(out / "encoder.pt")
+    assert metadata["method"] == "spr" and metadata["gap"] == 2 and metadata["inverse_weight"] == 0.5
+    assert metadata["n_actions"] == 5 and metadata["epochs"] == 2
+    events = EventAccumulator(str(out / "tb")).Reload()
+    for term in ("loss", "spr", "inverse", "inverse_accuracy"):
+        assert np.isfinite([e.value for e in events.Scalars(f"pretrain/{term}")]).all()
+    assert [e.step for e in events.Scalars("probe/action")] == [1, 2]
+
+
+def test_spr_is_refused_on_frames_collected_without_actions(tmp_path, capsys):
+    store = synthetic_store(tmp_path / "frames", actions=False)
+    out = tmp_path / "out"
+    assert main(["pretrain", "--frames", str(store.root), "--method", "spr", "--out", str(out), "-q"]) == 2
     err = capsys.readouterr().err
-    assert "simclr" in err and "atc" in err and err.count("\n") == 1
+    assert err.count("\n") == 1 and "method 'spr' needs the collecting policy's 'action'" in err
+    assert "collect the frames again" in err and not out.exists()
+    with pytest.raises(DriveError, match="needs the collecting policy's 'action'"):
+        pretrain(frames=store.root, method="spr", out=out, progress=False)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"temperature": 0.2, "inverse_weight": 1.0}, "unknown pretrain key 'inverse_weight' for method 'atc'; valid:"),
+        ({"gap": 0}, "pretrain key 'gap' must be at least 1, got 0"),
+        ({"epochs": 1.5}, "pretrain key 'epochs' must be a whole number, got 1.5"),
+        ({"momentum": 1.5}, "pretrain key 'momentum' must be in (0, 1], got 1.5"),
+        ({"temperature": "hot"}, "pretrain key 'temperature' must be a number, got 'hot'"),
+        ({"encoder": "vit"}, "unknown encoder 'vit'; valid: nature, resnet, compact"),
+        ({"method": "spr"}, "the method comes from the preset; give --method NAME, one of atc, atc-gap3, spr"),
+    ],
+)
+def test_bad_recipe_keys_are_refused_in_one_line(overrides, message):
+    with pytest.raises(DriveError, match=f"^{re.escape(message)}"):
+        resolve_recipe("atc", overrides)
+
+
+def test_the_stream_gives_each_pair_the_actions_between_its_stacks(tmp_path):
+    """The truth column spans the anchor's row to the step before the later stack: a_t .. a_{t+gap-1}."""
+    store = FrameStore.create_or_resume(tmp_path / "frames", {"env": "test"})
+    for first, lengths in ((0, [5, 9]), (14, [7])):
+        ids = first + np.arange(sum(lengths))
+        episode = np.concatenate([np.full(n, first + k) for k, n in enumerate(lengths)])
+        step = np.concatenate([np.arange(n) for n in lengths])
+        frames = np.zeros((len(ids), 1, 2, 2), dtype=np.uint8)
+        frames[:, 0, 0, 0] = ids
+        store.add_shard(frames, episode, step, {"action": ids * 10, "lane": ids % 3})
+    rng = np.random.default_rng(0)
+    plain = next(store.batches(4, rng, truth=("action",)))
+    assert plain[1]["action"].tolist() == (plain[0][:, 0, 0, 0].astype(int) * 10).tolist()
+    seen = 0
+    for anchor, later, columns in store.batches(4, rng, gap=3, truth=("action", "lane")):
+        ids = anchor[:, 0, 0, 0].astype(int)
+        assert (later[:, 0, 0, 0] == ids + 3).all() and columns["action"].shape == (len(ids), 3)
+        assert (columns["action"] == (ids[:, None] + np.arange(3)) * 10).all()
+        assert (columns["lane"] == (ids[:, None] + np.arange(3)) % 3).all()
+        seen += len(ids)
+    assert seen == 2 + 6 + 4  # the pairs 3 steps apart within each episode
+    with pytest.raises(DriveError, match="does not hold truth column 'reward' in every shard; valid: action, lane"):
+        store.batches(4, rng, truth=("reward",))
 
 
 @pytest.mark.parametrize("freeze", [True, False])
