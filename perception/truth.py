@@ -1,6 +1,6 @@
 """The simulator's ground truth for a frame: the targets of encoder probes, and of the driver's auxiliary head
 (``lane_gaps``: the student learns to read them from its frames while it imitates the teacher; pretraining
-never reads any of it).
+never reads the state's truth, and of the rollout's only SPR reads the recorded ``action``).
 
 Computed from a batched ``TrafficState`` (highway-env states are loaded into one with ``highway_state.snapshot``), so
 both backends label frames with one definition. Lane 0 is the leftmost lane (highway-env's LANE_LEFT lowers
