@@ -48,6 +48,8 @@ from drive.envs import make_env, make_venv
 from drive.envs.scenarios import BATCHED_SCENARIOS, ENVPOOL_SCENARIOS, SCENARIOS
 
 SEED = 700_000
+VERDICTS = Path("envs/envpool_agreement.json")  # read by drive.envs.envpool_caveats: its warnings' figures
+DRIVER_WORDS = {"random": "random actions", "constant": "a constant action", "idm": "the IDM driver"}
 DRIVERS = ("random", "constant", "idm")
 ENGINES = ("highway-env", "envpool", "batched")
 IDM_SCENARIOS = ("highway", "merge", "roundabout", "intersection")  # highway-env's DiscreteMetaAction ego
@@ -333,6 +335,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=SEED, help=f"first episode's seed (default {SEED})")
     parser.add_argument("--out", type=Path, default=Path("docs/envpool_agreement.md"), help="markdown tables")
     parser.add_argument("--json", type=Path, help="records (default: --out with .json)")
+    parser.add_argument(
+        "--verdicts",
+        type=Path,
+        default=VERDICTS,
+        help=f"the disagreements, per scenario measured, merged into this file; drive warns with them when EnvPool "
+        f"is chosen for that scenario (default {VERDICTS}; 'none' to skip)",
+    )
     args = parser.parse_args(argv)
     if args.episodes < 2:
         parser.error("--episodes must be at least 2 (an interval needs two episodes)")
@@ -356,6 +365,31 @@ def main(argv: list[str] | None = None) -> None:
     json_path = args.json or args.out.with_suffix(".json")
     json_path.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.out} and {json_path}")
+    if str(args.verdicts) != "none":
+        old = json.loads(args.verdicts.read_text()) if args.verdicts.is_file() else {}
+        args.verdicts.write_text(json.dumps({**old, **verdicts(report)}, indent=2, sort_keys=True) + "\n")
+        print(f"wrote {args.verdicts}")
+
+
+def verdicts(report: dict) -> dict:
+    """Per scenario measured, EnvPool's metrics whose interval does not overlap highway-env's (comparable runs
+    only: not where every episode was the same), as the lines ``drive.envs.envpool_caveats`` warns with."""
+    meta, out = report["meta"], {}
+    for r in report["results"]:
+        entry = out.setdefault(
+            r["scenario"],
+            {"episodes": meta["episodes"], "date": meta["date"][:10], "command": meta["command"], "differences": []},
+        )
+        for name, _, _, digits in METRICS:
+            v = r["verdicts"].get("envpool", {}).get(name)
+            if v is None or v["overlap"] or not v["comparable"]:
+                continue
+            ours, reference = r["engines"]["envpool"]["metrics"][name], r["engines"]["highway-env"]["metrics"][name]
+            entry["differences"].append(
+                f"{DRIVER_WORDS[r['driver']]}, {name} {ours['mean']:.{digits}f} against {reference['mean']:.{digits}f} "
+                f"({v['difference']:+.{digits}f} ± {v['difference_ci95']:.{digits}f})"
+            )
+    return out
 
 
 def _cores() -> int:

@@ -7,13 +7,14 @@ after saving a checkpoint it can be resumed from.
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from drive.config import MAX_SEED
-from drive.errors import DriveError
+from drive.errors import DriveError, EngineWarning
 
 app = typer.Typer(
     add_completion=False,
@@ -529,10 +530,19 @@ _SWEEP_SPEC_OPTIONS = (
 )
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None, _show=warnings.showwarning):
+    """An ``EngineWarning`` as one ``warning:`` line (no file or source line); any other warning as Python shows it."""
+    if issubclass(category, EngineWarning):
+        typer.echo(f"warning: {message}", err=True)
+    else:
+        _show(message, category, filename, lineno, file, line)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console entry point: DriveError -> one line and exit code 2."""
     from drive.agents.training import TrainingInterrupted
 
+    warnings.showwarning = _show_warning
     try:
         code = app(args=argv, standalone_mode=False)  # a verb's typer.Exit(code) comes back as its return value
     except DriveError as err:

@@ -9,6 +9,11 @@ class DriveError(ValueError):
     """Bad input from a user: the message is one line naming the bad value and the valid choices."""
 
 
+class EngineWarning(UserWarning):
+    """A simulator chosen for a scenario where it differs from highway-env (the reference): one line, the command
+    line prints it as ``warning: ...``; the run goes on."""
+
+
 def choice_error(what: str, value: object, choices: Iterable[object]) -> DriveError:
     """``unknown env 'hihgway'; valid: highway, merge`` with a close-match hint when there is one."""
     import difflib

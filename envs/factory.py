@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any
 
 import gymnasium as gym
@@ -20,7 +21,7 @@ from drive.envs.scenarios import (
     SCENARIOS,
     env_id,
 )
-from drive.errors import DriveError, check_choice
+from drive.errors import DriveError, EngineWarning, check_choice
 
 VEC_ENV_CLASSES = {"dummy": DummyVecEnv, "subproc": SubprocVecEnv}
 
@@ -152,11 +153,14 @@ def make_envpool_vec_env(
             f"backend 'envpool' cannot draw the pixels preset on env {scenario!r} (EnvPool renders it at its own"
             f" scale); valid: --obs kinematics, or pixels on env {', '.join(ENVPOOL_PIXELS_SCENARIOS)}"
         )
+    from drive.envs.envpool_caveats import caveat
     from drive.envs.envpool_vec import EnvPoolVecEnv, envpool_kwargs, import_envpool
 
     highway_keys = _env_class(SCENARIOS[scenario].highway_id).default_config()
     kwargs = envpool_kwargs(scenario, overrides, highway_keys, import_envpool())
     pixels = SCENARIOS[scenario].observation_config(obs) if obs == "pixels" else None
+    if (warning := caveat(scenario)) is not None:
+        warnings.warn(EngineWarning(warning), stacklevel=3)
     return EnvPoolVecEnv(scenario, n_envs, kwargs, seed=seed, render_mode=render_mode, pixels=pixels)
 
 

@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from benchmarks.envpool_agreement import degenerate, interval, main, supported, verdict
+from benchmarks.envpool_agreement import degenerate, interval, main, supported, verdict, verdicts
 
 
 def test_intervals_are_normal_for_means_and_wilson_for_rates():
@@ -35,6 +35,7 @@ def test_envpools_roundabout_is_reported_as_ignoring_its_seeds(tmp_path):
     pytest.importorskip("envpool")
     out = tmp_path / "agreement.md"
     args = ["--episodes", "2", "--scenarios", "roundabout", "--drivers", "constant", "--out", str(out)]
+    args += ["--verdicts", str(tmp_path / "verdicts.json")]
     main([*args, "--engines", "highway-env", "envpool"])
     report = json.loads(out.with_suffix(".json").read_text())
     (result,) = report["results"]
@@ -44,3 +45,25 @@ def test_envpools_roundabout_is_reported_as_ignoring_its_seeds(tmp_path):
     table = out.read_text()
     assert "`python benchmarks/envpool_agreement.py --episodes 2 --scenarios roundabout" in table
     assert table.count("no verdict: seed ignored: every episode identical") == 4  # one per metric
+    saved = json.loads((tmp_path / "verdicts.json").read_text())
+    assert saved["roundabout"]["differences"] == [] and saved["roundabout"]["episodes"] == 2  # no verdict, no claim
+
+
+def _engine(values: dict) -> dict:
+    return {"metrics": {name: interval(v, rate=name == "crash rate") for name, v in values.items()}}
+
+
+def test_only_metrics_whose_intervals_do_not_overlap_become_warnings():
+    same = {"return": [10.0, 11.0, 12.0], "crash rate": [0, 1, 0], "mean speed (m/s)": [20, 21, 22]}
+    same["length (steps)"] = [30, 30, 29]
+    faster = {**same, "mean speed (m/s)": [30, 31, 32]}
+    result = {"scenario": "merge", "driver": "random", "engines": {"highway-env": _engine(same)}}
+    result["engines"]["envpool"] = _engine(faster)
+    ref, other = result["engines"]["highway-env"]["metrics"], result["engines"]["envpool"]["metrics"]
+    result["verdicts"] = {"envpool": {k: {**verdict(ref[k], other[k]), "comparable": True} for k in ref}}
+    meta = {"episodes": 3, "date": "2026-11-30 18:00", "command": "python benchmarks/envpool_agreement.py"}
+    (line,) = verdicts({"meta": meta, "results": [result]})["merge"]["differences"]
+    assert line.startswith("random actions, mean speed (m/s) 31.00 against 21.00 (+10.00 ± ")
+    for entry in result["verdicts"]["envpool"].values():
+        entry["comparable"] = False  # every episode the same: no verdict, no warning
+    assert verdicts({"meta": meta, "results": [result]})["merge"]["differences"] == []
