@@ -1,0 +1,158 @@
+"""Does self-supervised pretraining make the driver learn faster? The driver recipe from a pretrained encoder
+against the same recipe from scratch, judged on highway-env.
+
+Variants, each ``drive train-agent --env highway --recipe driver --seed S`` with the same budgets:
+
+    scratch         the recipe as it is: a random compact encoder, every fitted batch randomly shifted (DrQ)
+    scratch-noaug   the same without the shift (``recipe.student.shift=0``)
+    frozen          the pretrained encoder, kept fixed (``--encoder E --freeze-encoder``): only the heads learn
+    finetuned       the pretrained encoder, trained on with the heads (``--encoder E``)
+
+The pretrained encoder comes from ``--encoder``, or the script collects ``--frames`` frame stacks on the batched
+backend with ``--frames-policy`` and pretrains with the ``--method`` preset (``configs/pretrain/``), once, into
+``--logdir``; that wall-clock is added to the pretrained variants' minutes.
+
+Per variant: the env steps of the first round whose student, alone on the recipe's validation traffic (batched),
+meets the driver bar (crash rate at most ``--max-crash``, return at least ``--min-return``), or the budget when no
+round does (flagged); the whole command's minutes; and the final student on highway-env's ``highway-fast-v0``
+(``--episodes`` episodes from seed 100,000, which no training uses; ``benchmarks/driving_quality.py``'s judge).
+
+    python benchmarks/pretraining_driver.py --logdir runs/pretraining-driver --seeds 0 1 2
+    python benchmarks/pretraining_driver.py --seeds 0 --variants scratch finetuned --recipe-set recipe.student.rounds=3
+
+A variant's finished run under ``--logdir/<variant>/seed<S>/`` is judged again, not retrained.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+VARIANTS = {
+    "scratch": [],
+    "scratch-noaug": ["--set", "recipe.student.shift=0"],
+    "frozen": ["--freeze-encoder"],  # and --encoder
+    "finetuned": [],  # and --encoder
+}
+PRETRAINED = ("frozen", "finetuned")
+
+
+def steps_to_bar(rounds: list[dict], max_crash: float, min_return: float) -> int | None:
+    """Env steps of the first round whose student alone met the bar on the validation traffic, or None."""
+    for record in rounds:
+        alone = record.get("alone", {})
+        if alone.get("crash_rate", 1.0) <= max_crash and alone.get("mean_return", -np.inf) >= min_return:
+            return int(record["env_steps"])
+    return None
+
+
+def pretrained_encoder(args) -> tuple[Path, float]:
+    """``--encoder``, or collect frames and pretrain once into the log dir; and the seconds that took (0 for a
+    given encoder, the recorded seconds when an earlier invocation made it)."""
+    if args.encoder is not None:
+        return args.encoder, 0.0
+    folder = args.logdir / "pretrain"
+    record = folder / "seconds.json"
+    if record.is_file():
+        return folder / "encoder.pt", json.loads(record.read_text())["seconds"]
+    from drive.perception.collect import collect_frames
+    from drive.perception.pretrain import pretrain
+
+    start = time.perf_counter()
+    frames = args.logdir / "frames"
+    collect_frames(out=frames, frames=args.frames, policy=args.frames_policy, backend="batched", progress=True)
+    encoder = pretrain(frames=frames, out=folder, method=args.method)
+    seconds = time.perf_counter() - start
+    record.write_text(json.dumps({"seconds": seconds, "frames": args.frames, "method": args.method}) + "\n")
+    return encoder, seconds
+
+
+def train(args, variant: str, seed: int, encoder: Path) -> tuple[Path, float]:
+    """The recipe for one variant and seed, in ``--logdir/<variant>/seed<S>/``; its run folder and seconds."""
+    runs = args.logdir / variant / f"seed{seed}"
+    finished = list(runs.glob("*/metrics.json"))
+    if finished:
+        return finished[0].parent, json.loads(finished[0].read_text())["train_seconds"]
+    cli = ["train-agent", "--env", "highway", "--recipe", "driver", "--seed", str(seed), "--runs-dir", str(runs)]
+    cli += VARIANTS[variant] + (["--encoder", str(encoder)] if variant in PRETRAINED else [])
+    cli += [a for s in args.recipe_set for a in ("--set", s)] + ["--quiet"]
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "drive.cli", *cli], check=True)
+    (run,) = [p for p in runs.iterdir() if p.is_dir()]
+    return run, time.perf_counter() - start
+
+
+def table(rows: list[dict], budget_label: str) -> str:
+    lines = [
+        f"| variant | seeds | minutes (with pretraining) | env steps to the bar ({budget_label}) | vs scratch "
+        "| return | crash rate | speed (m/s) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    scratch = next((r for r in rows if r["variant"] == "scratch"), None)
+    for r in rows:
+        ratio = f"{r['steps'] / scratch['steps']:.2f}x" if scratch else "n/a"
+        lines.append(
+            f"| {r['variant']} | {r['seeds']} | {r['minutes']:.1f} | {r['steps']:,.0f} ({r['reached']}/{r['seeds']} "
+            f"reached) | {ratio} | {r['return']:.2f} | {r['crash_rate']:.3f} | {r['speed']:.2f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--logdir", type=Path, default=Path("runs/pretraining-driver"))
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--encoder", type=Path, help="a pretrained encoder.pt (compact); default: pretrain one")
+    parser.add_argument("--method", default="atc", help="pretraining preset (configs/pretrain/)")
+    parser.add_argument("--frames", type=int, default=100_000, help="frame stacks collected for pretraining")
+    parser.add_argument("--frames-policy", default="idm", help="who drives while frames are collected")
+    parser.add_argument("--recipe-set", nargs="*", default=[], help="--set overrides for every variant's recipe")
+    parser.add_argument("--max-crash", type=float, default=0.02)
+    parser.add_argument("--min-return", type=float, default=23.0)
+    parser.add_argument("--episodes", type=int, default=100, help="highway-env evaluation episodes per run")
+    args = parser.parse_args()
+    from driving_quality import judge, policy_of
+
+    args.logdir.mkdir(parents=True, exist_ok=True)
+    needs_encoder = any(v in PRETRAINED for v in args.variants)
+    encoder, pretrain_seconds = pretrained_encoder(args) if needs_encoder else (Path(), 0.0)
+    rows, records = [], []
+    for variant in args.variants:
+        per_seed = []
+        for seed in args.seeds:
+            run, seconds = train(args, variant, seed, encoder)
+            rounds = json.loads((run / "student" / "rounds.json").read_text())
+            reached = steps_to_bar(rounds, args.max_crash, args.min_return)
+            extra = pretrain_seconds if variant in PRETRAINED else 0.0
+            judged = judge(policy_of(run, "ppo"), args.episodes)
+            per_seed.append({"run": str(run), "seed": seed, "minutes": (seconds + extra) / 60, "reached": reached,
+                             "budget": rounds[-1]["env_steps"], **judged})  # fmt: skip
+            print(f"{variant} seed {seed}: {per_seed[-1]}", flush=True)
+        records += [{"variant": variant, **r} for r in per_seed]
+        rows.append(
+            {
+                "variant": variant,
+                "seeds": len(per_seed),
+                "minutes": float(np.mean([r["minutes"] for r in per_seed])),
+                "steps": float(np.mean([r["reached"] or r["budget"] for r in per_seed])),
+                "reached": sum(r["reached"] is not None for r in per_seed),
+                "return": float(np.mean([r["mean_return"] for r in per_seed])),
+                "crash_rate": float(np.mean([r["crash_rate"] for r in per_seed])),
+                "speed": float(np.mean([r["mean_speed"] for r in per_seed])),
+            }
+        )
+    text = table(rows, f"validation crash <= {args.max_crash:g}, return >= {args.min_return:g}")
+    (args.logdir / "table.md").write_text(text)
+    (args.logdir / "results.json").write_text(json.dumps({"rows": rows, "runs": records}, indent=2) + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
