@@ -35,6 +35,7 @@ import numpy as np
 from drive.agents.baselines import IDMPolicy, RandomPolicy
 from drive.agents.evaluation import evaluate, summarize
 from drive.agents.policies import AgentPolicy, load_model
+from drive.cores import usable_cores
 from drive.envs import make_env
 from drive.runs import latest_checkpoint
 
@@ -62,6 +63,9 @@ PPO_PRESET_ONLY += ["--set", "algo.encoder.features_dim=512"]
 def train(args, label: str, cli: list[str], seconds: float | None, out: Path) -> tuple[Path, float]:
     """Run ``drive train-agent`` into ``out/<label>``; SIGTERM at ``seconds`` (it checkpoints and stops)."""
     runs = out / label
+    # Every core, named: with train.threads auto, a run takes the cores free when it starts, and this process may
+    # still be busy then (a seed-1 recipe that started as the seed-0 judging ended ran on one thread, 1.8x slower).
+    cli = [*cli, "--set", f"train.threads={usable_cores()}"]
     start = time.perf_counter()
     process = subprocess.Popen([sys.executable, "-m", "drive.cli", "train-agent", *cli, "--runs-dir", str(runs), "-q"])
     try:
