@@ -210,7 +210,8 @@ def fit(
 ) -> dict:
     """``updates`` (default: the config's per round) gradient steps on batches of ``student.batch_size`` drawn
     uniformly from the whole data set, each frame stack shifted by up to ``student.shift`` pixels (DrQ; along the
-    road only unless ``shift_lateral``), plus ``student.gap_weight`` times ``gap_head``'s loss where one is given;
+    road only unless ``shift_lateral``; the forward pass in ``student.precision``), plus ``student.gap_weight`` times
+    ``gap_head``'s loss where one is given;
     returns the mean losses and the share of training states where the student's choice is within ``tolerance``
     of the teacher's best."""
     updates = student.updates_per_round if updates is None else updates
@@ -226,7 +227,9 @@ def fit(
         frames_batch = frames_t[index].to(policy.device)
         if student.shift:
             frames_batch = random_shift(frames_batch, student.shift, generator, lateral=student.shift_lateral)
-        features, logits = features_and_logits(policy, frames_batch)
+        with torch.autocast(policy.device.type, torch.bfloat16, enabled=student.precision == "bfloat16"):
+            features, logits = features_and_logits(policy, frames_batch)
+        features, logits = features.float(), logits.float()  # the losses in float32 whatever the forward pass
         loss, chosen_good = _imitation(policy, features, logits, values_t[index].to(policy.device), student)
         total = loss
         if gap_head is not None:

@@ -78,6 +78,7 @@ CASES = [
     "train-agent --algo dqn --set algo.encoder.members=2",
     "train-agent --recipe driver --set recipe.student.gap_weight=-1",
     "train-agent --recipe driver --set recipe.student.lr_end=2",
+    "train-agent --recipe driver --set recipe.student.precision=half",
 ]
 
 

@@ -104,6 +104,9 @@ class StudentConfig:
     # the learning rate falls (cosine) to this fraction of the model's over each round's fit, then starts again:
     # the round's student is the end of a quiet descent, not a step of full size; 1: constant
     lr_end: float = 1.0
+    # the fit's forward pass in bfloat16 (torch.autocast; the loss in float32): CPUs with AVX512-BF16 or AMX, and
+    # GPUs, run the convolutions faster; float32: as before
+    precision: str = "float32"
 
 
 @dataclass(frozen=True)
@@ -384,6 +387,7 @@ def validate_recipe(config: RunConfig) -> None:
         raise DriveError(f"recipe.teacher.continuations must name at least one of {', '.join(ACTION_NAMES)}")
     check_choice("recipe.student.select", recipe.student.select, ("last", "best"))
     check_choice("recipe.student.loss", recipe.student.loss, ("set", "soft", "regret"))
+    check_choice("recipe.student.precision", recipe.student.precision, ("float32", "bfloat16"))
     if recipe.student.temperature <= 0:
         raise DriveError(f"recipe.student.temperature must be above 0, got {recipe.student.temperature}")
     for key, value in (

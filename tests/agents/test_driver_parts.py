@@ -135,6 +135,17 @@ def test_dagger_fits_a_pixel_student_to_its_teacher_on_held_out_states():
     assert after >= 0.9 and after > before + 0.2
 
 
+def test_a_bfloat16_forward_pass_fits_the_student_as_well():
+    torch.manual_seed(0)
+    model, train, held_out, generator = _lane_data(LaneTeacher())
+    frames, values, _ = held_out.arrays()
+    first = next(model.policy.parameters()).detach().clone()
+    fit(model.policy, train, StudentConfig(batch_size=64, precision="bfloat16"), generator, updates=150)
+    assert next(model.policy.parameters()).dtype == torch.float32  # the weights stay float32
+    assert not torch.equal(first, next(model.policy.parameters()))
+    assert agreement(model.policy, frames, values, tolerance=0.02) >= 0.9
+
+
 def _gap_error(model, head, frames, gaps):
     with torch.no_grad():
         features, _ = features_and_logits(model.policy, torch.from_numpy(frames))
@@ -233,6 +244,7 @@ def test_dart_noise_replaces_that_share_of_actions_by_random_ones():
         "recipe.teacher.aggregate=top1",
         "recipe.student.gap_weight=-1",
         "recipe.student.lr_end=1.5",
+        "recipe.student.precision=float16",
         "algo.encoder.members=0",
     ],
 )
