@@ -83,9 +83,11 @@ def policy_of(run: Path, algo: str, checkpoint: Path | None = None):
     return AgentPolicy(load_model(path, algo, device="cpu"))
 
 
-def judge(policy_or_class, episodes: int, config: dict | None = None) -> dict:
-    obs = "pixels" if isinstance(policy_or_class, AgentPolicy) else "kinematics"
-    env = make_env("highway", obs, config=config)
+def judge(policy_or_class, episodes: int, config: dict | None = None, env_name: str = "highway", obs=None) -> dict:
+    """A policy (or a baseline's class) on ``episodes`` episodes of highway-env from ``EVAL_SEED``; ``obs``
+    defaults to pixels for a trained policy, kinematics for a baseline."""
+    obs = obs or ("pixels" if isinstance(policy_or_class, AgentPolicy) else "kinematics")
+    env = make_env(env_name, obs, config=config)
     policy = policy_or_class if isinstance(policy_or_class, AgentPolicy) else policy_or_class(env, seed=EVAL_SEED)
     summary = summarize(evaluate(env, policy, episodes, EVAL_SEED))
     env.close()

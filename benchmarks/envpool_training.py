@@ -21,14 +21,11 @@ import sys
 import time
 from pathlib import Path
 
-from drive.agents.baselines import IDMPolicy, RandomPolicy
-from drive.agents.evaluation import evaluate, summarize
-from drive.agents.policies import AgentPolicy, load_model
-from drive.envs import make_env
+from driving_quality import EVAL_SEED, judge
+from envpool_agreement import IDM_SCENARIOS
 
-EVAL_SEED = 100_000
-IDM_SCENARIOS = ("highway", "merge", "roundabout", "intersection")  # highway-env's DiscreteMetaAction ego
-KEYS = ("mean_return", "crash_rate", "mean_speed", "episodes")
+from drive.agents.baselines import IDMPolicy, RandomPolicy
+from drive.agents.policies import AgentPolicy, load_model
 
 
 def train(args, backend: str) -> tuple[Path, float]:
@@ -40,14 +37,6 @@ def train(args, backend: str) -> tuple[Path, float]:
     subprocess.run([sys.executable, "-m", "drive.cli", *cli], check=True)
     (run,) = [p for p in runs.iterdir() if p.is_dir()]
     return run, time.perf_counter() - start
-
-
-def judge(env_name: str, policy_or_class, episodes: int) -> dict:
-    env = make_env(env_name, "kinematics")
-    policy = policy_or_class if isinstance(policy_or_class, AgentPolicy) else policy_or_class(env, seed=EVAL_SEED)
-    summary = summarize(evaluate(env, policy, episodes, EVAL_SEED))
-    env.close()
-    return {k: summary[k] for k in KEYS}
 
 
 def main() -> None:
@@ -70,13 +59,13 @@ def main() -> None:
             (
                 f"{args.algo.upper()} trained on {backend}",
                 seconds / 60,
-                judge(args.env, AgentPolicy(model), args.episodes),
+                judge(AgentPolicy(model), args.episodes, env_name=args.env, obs="kinematics"),
             )
         )
         print(rows[-1], flush=True)
     baselines = {"random": RandomPolicy, **({"IDM/MOBIL": IDMPolicy} if args.env in IDM_SCENARIOS else {})}
     for name, cls in baselines.items():
-        rows.append((name, 0.0, judge(args.env, cls, args.episodes)))
+        rows.append((name, 0.0, judge(cls, args.episodes, env_name=args.env)))
     command = shlex.join(["python", "benchmarks/envpool_training.py", *sys.argv[1:]])
     lines = [
         f"`{command}` ({args.timesteps:,} env steps, {args.n_envs} envs, seed {args.seed}; {args.episodes} episodes of "

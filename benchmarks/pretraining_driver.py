@@ -118,7 +118,7 @@ def main() -> None:
     parser.add_argument("--min-return", type=float, default=23.0)
     parser.add_argument("--episodes", type=int, default=100, help="highway-env evaluation episodes per run")
     args = parser.parse_args()
-    from driving_quality import judge, policy_of
+    from driving_quality import judge, policy_of  # here: the tests import this module as benchmarks.<name>
 
     args.logdir.mkdir(parents=True, exist_ok=True)
     needs_encoder = any(v in PRETRAINED for v in args.variants)

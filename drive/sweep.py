@@ -197,6 +197,11 @@ def check_key(key: str) -> None:
     raise DriveError(f"{key!r} is a section; give a key inside it, e.g. {key}.<name>")
 
 
+def trial_count(spec: SweepSpec) -> int:
+    """How many trials the sweep runs: its search's ``trials``, or one per grid combination and seed."""
+    return spec.trials if spec.is_search else len(grid_trials(spec))
+
+
 def grid_trials(spec: SweepSpec) -> list[Trial]:
     """The cross product of the grid's values, each with every seed: one trial per run."""
     keys = list(spec.grid)

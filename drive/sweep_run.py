@@ -12,13 +12,13 @@ from drive.runs import check_writable, locked, new_run_dir
 from drive.sweep import (
     SweepSpec,
     build_spec,
-    grid_trials,
     load_spec,
     parse_grid,
     parse_search,
     read_spec_file,
     run_config,
     save_spec,
+    trial_count,
 )
 from drive.sweep_summary import summarize, summary_table, write_hparams, write_summary
 
@@ -111,8 +111,7 @@ def run_prepared(
             echo(f"failed: {record['trial']} ({record['label']}): {record['error']}")
     echo(f"sweep folder: {folder}\nsummary: {folder / 'summary.csv'}  (TensorBoard: tensorboard --logdir {folder})")
     # Ray lists only the trials it has made: stopped early, the ones its search had not generated yet are missing
-    expected = spec.trials if spec.is_search else len(grid_trials(spec))
-    left = sum(1 for r in records if r.get("unfinished")) + max(0, expected - len(records))
+    left = sum(1 for r in records if r.get("unfinished")) + max(0, trial_count(spec) - len(records))
     if left:
         echo(f"stopped with {left} trial(s) left; finish them with: {resume_command(folder)}")
         return 130

@@ -29,6 +29,7 @@ from drive.sweep import (
     run_config,
     run_folder_name,
     search_trial,
+    trial_count,
 )
 
 RAY_FOLDER = "ray"
@@ -38,12 +39,11 @@ def run_sweep(spec: SweepSpec, folder: Path, address: str | None, verbose: bool,
     """Every trial of ``spec``; returns one record per trial (its label, runs and figures, or its error)."""
     _init_ray(address, verbose)
     try:
-        total = len(grid_trials(spec)) if not spec.is_search else spec.trials
         tuner = tune.Tuner(
             _trainable(spec, folder),
             param_space=_param_space(spec),
             tune_config=_tune_config(spec),
-            run_config=_run_config(folder, verbose, TrialLines(total, progress)),
+            run_config=_run_config(folder, verbose, TrialLines(trial_count(spec), progress)),
         )
         return _records(tuner.fit(), spec)
     finally:

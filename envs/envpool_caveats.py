@@ -19,9 +19,10 @@ import json
 from pathlib import Path
 
 AGREEMENT_FILE = Path(__file__).with_name("envpool_agreement.json")
+SEEDLESS = "ignores the seed (every episode starts the same: a policy sees one traffic situation)"
 KNOWN = {
-    "roundabout": "ignores the seed (every episode starts the same: a policy sees one traffic situation)",
-    "intersection": "ignores the seed (every episode starts the same: a policy sees one traffic situation)",
+    "roundabout": SEEDLESS,
+    "intersection": SEEDLESS,
     "racetrack": "ignores the seed and has no other vehicles (highway-env's racetrack has at least one)",
 }
 
