@@ -14,9 +14,13 @@ import torch
 from drive.config import TeacherConfig
 from drive.envs.batched import constants as C
 from drive.envs.batched.simulator import BatchedHighway
+from drive.envs.batched.state import TrafficState
 
 ACTIONS = (C.LANE_LEFT, C.IDLE, C.LANE_RIGHT, C.FASTER, C.SLOWER)  # DiscreteMetaAction's indices, in order
 PREFERENCE = (C.IDLE, C.FASTER, C.LANE_RIGHT, C.LANE_LEFT, C.SLOWER)  # who wins a near-tie
+# ``vehicles``: a vehicle behind the ego counts this many times its distance when the nearest are kept: it must
+# close faster than one ahead to matter within the horizon
+BEHIND_WEIGHT = 3.0
 
 
 def aggregate(branches: torch.Tensor, how: str) -> torch.Tensor:
@@ -28,6 +32,21 @@ def aggregate(branches: torch.Tensor, how: str) -> torch.Tensor:
     return branches.topk(k, dim=-1).values.mean(dim=-1)
 
 
+def nearest_vehicles(state: TrafficState, keep: int) -> TrafficState:
+    """The ego and the ``keep - 1`` other vehicles nearest to it along the road (those behind at ``BEHIND_WEIGHT``
+    times their distance), in their slots' order: the traffic the look-ahead needs, in a smaller simulation."""
+    dx = state.position[:, 1:, 0] - state.position[:, :1, 0]
+    reach = torch.where(dx >= 0, dx, -BEHIND_WEIGHT * dx)
+    others = reach.topk(keep - 1, dim=1, largest=False).indices.sort(dim=1).values + 1
+    slots = torch.cat((torch.zeros_like(others[:, :1]), others), dim=1)  # (N, keep)
+    per_vehicle = {}
+    for name, tensor in vars(state).items():
+        if tensor.dim() >= 2 and tensor.shape[1] == state.num_vehicles:
+            index = slots.view(*slots.shape, *[1] * (tensor.dim() - 2)).expand(-1, -1, *tensor.shape[2:])
+            per_vehicle[name] = tensor.gather(1, index)
+    return TrafficState(**{**vars(state), **per_vehicle})
+
+
 class Planner:
     """``action_values(sim)`` -> (N, 5) planned values of each first action; ``act(sim)`` -> the best."""
 
@@ -37,10 +56,12 @@ class Planner:
         continuations = [C.ACTION_NAMES.index(name) for name in config.continuations]
         self.branches = len(ACTIONS) * len(continuations)
         kinematics = {"type": "Kinematics"}  # the cheapest observer: the look-ahead never observes
+        # the look-ahead's traffic: all of it, or the nearest ``vehicles`` (the ego included)
+        self.keep = config.vehicles if 0 < config.vehicles < sim.num_vehicles else sim.num_vehicles
         self.model = BatchedHighway(
             sim.num_envs * self.branches,
             sim.variant,
-            {**sim.user_config, "observation": kinematics},
+            {**sim.user_config, "observation": kinematics, "vehicles_count": self.keep - 1},
             device=sim.device,
             dtype=sim.dtype,
         )
@@ -57,7 +78,8 @@ class Planner:
         """Discounted rewards of the best branch after each first action, a crash costing ``crash_penalty``
         more, a lane change ``lane_change_cost``; a branch stops at its episode's end."""
         config, model = self.config, self.model
-        model.state = sim.state.select(self.source)  # indexing by a tensor copies: the real state stays as it is
+        state = sim.state if self.keep == sim.num_vehicles else nearest_vehicles(sim.state, self.keep)
+        model.state = state.select(self.source)  # indexing by a tensor copies: the real state stays as it is
         value = torch.zeros(len(self.source), dtype=torch.float64, device=sim.device)
         alive = torch.ones(len(self.source), dtype=torch.bool, device=sim.device)
         for t in range(config.horizon):

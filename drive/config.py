@@ -79,6 +79,9 @@ class TeacherConfig:
     # best: the action must leave k ways on that stay good, margins a student who sees less can keep) or mean
     aggregate: str = "max"
     continuations: list = field(default_factory=lambda: ["IDLE", "FASTER", "SLOWER", "LANE_LEFT", "LANE_RIGHT"])
+    # vehicles the look-ahead simulates: the ego and the nearest others (drive.agents.planner.nearest_vehicles), a
+    # smaller and faster simulation; 0: all of them
+    vehicles: int = 0
 
 
 @dataclass(frozen=True)
@@ -381,6 +384,9 @@ def validate_recipe(config: RunConfig) -> None:
         for key, value in values.items():
             if value < low:
                 raise DriveError(f"{key} must be at least {low}, got {value}")
+    if recipe.teacher.vehicles != 0 and recipe.teacher.vehicles < 2:
+        vehicles = recipe.teacher.vehicles
+        raise DriveError(f"recipe.teacher.vehicles must be 0 (all) or at least 2 (ego and one other), got {vehicles}")
     if not 1 <= recipe.teacher.commit <= recipe.teacher.horizon:
         raise DriveError(f"recipe.teacher.commit must be between 1 and the horizon, got {recipe.teacher.commit}")
     if not recipe.teacher.continuations:

@@ -8,7 +8,7 @@ import torch
 
 from drive.agents.algos import build_model
 from drive.agents.dagger import Dataset, GapHead, agreement, collect, distill_loss, features_and_logits, fit
-from drive.agents.planner import Planner, aggregate
+from drive.agents.planner import Planner, aggregate, nearest_vehicles
 from drive.config import StudentConfig, TeacherConfig, resolve
 from drive.envs import make_venv
 from drive.envs.batched import constants as C
@@ -70,6 +70,36 @@ def test_a_topk_teacher_values_an_action_by_its_k_best_continuations():
     assert aggregate(branches, "max")[0].tolist() == [5.0, 4.0, 0.0, 3.0, -1.0]
     assert aggregate(branches, "top2")[0].tolist() == [-7.5, 4.0, 0.0, 2.5, -1.0]
     assert aggregate(branches, "mean")[0, 0] == pytest.approx(-35 / 3)
+
+
+def test_the_nearest_vehicles_keep_the_ego_first_and_the_closest_others_in_slot_order():
+    state = make_venv("highway", "kinematics", 6, backend="batched", seed=5).sim.state
+    kept = nearest_vehicles(state, 8)
+    assert kept.position.shape == (6, 8, 2) and kept.speed.shape == (6, 8) and kept.time.shape == (6,)
+    torch.testing.assert_close(kept.position[:, 0], state.position[:, 0])  # the ego stays in slot 0
+    for env in range(6):
+        dx = state.position[env, 1:, 0] - state.position[env, 0, 0]
+        reach = torch.where(dx >= 0, dx, -3.0 * dx)
+        farthest_kept = torch.sort(reach).values[6]
+        for slot in range(1, 8):  # each kept vehicle is one of the 7 nearest, with its own speed and lane
+            original = int((state.position[env, :, 0] == kept.position[env, slot, 0]).nonzero()[0])
+            assert original > 0 and reach[original - 1] <= farthest_kept
+            assert kept.speed[env, slot] == state.speed[env, original]
+            assert kept.lane[env, slot] == state.lane[env, original]
+    order = [int((state.position[0, :, 0] == x).nonzero()[0]) for x in kept.position[0, :, 0]]
+    assert order == sorted(order)  # slots keep their order (highway-env's vehicle order)
+
+
+def test_a_planner_on_the_nearest_vehicles_values_actions_like_one_on_all():
+    venv = make_venv("highway", "kinematics", 16, backend="batched", seed=11)
+    config = TeacherConfig(horizon=4, aggregate="top2")
+    every = Planner(venv.sim, config).action_values(venv.sim)
+    torch.testing.assert_close(nearest_vehicles(venv.sim.state, 21).position, venv.sim.state.position)
+    nearest = Planner(venv.sim, TeacherConfig(horizon=4, aggregate="top2", vehicles=15))
+    assert nearest.model.num_vehicles == 15
+    chosen = nearest.choose(nearest.action_values(venv.sim))
+    regret = every.max(-1).values - every.gather(1, chosen[:, None])[:, 0]
+    assert float(regret.mean()) < 0.2  # the few far vehicles hardly change what the next seconds are worth
 
 
 def test_the_distillation_loss_accepts_any_good_action_and_punishes_costly_ones():
@@ -245,6 +275,7 @@ def test_dart_noise_replaces_that_share_of_actions_by_random_ones():
         "recipe.student.gap_weight=-1",
         "recipe.student.lr_end=1.5",
         "recipe.student.precision=float16",
+        "recipe.teacher.vehicles=1",
         "algo.encoder.members=0",
     ],
 )
