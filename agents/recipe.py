@@ -68,7 +68,7 @@ def resume_recipe(config: RunConfig, run: Path, progress: bool) -> Path:
         model = build_model(config, venv, device=config.train.device)
     dataset = Dataset.empty()
     for k in range(len(rounds)):
-        dataset.add(*_read_data(run, k))
+        dataset.add(*read_round_data(run, k))
     write_run_files(run, config)
     return _run(config, run, venv, model, dataset, rounds, progress)
 
@@ -90,7 +90,8 @@ def newest_round_model(run: Path) -> Path | None:
     return _round_model(run, len(rounds) - 1) if rounds else None
 
 
-def _read_data(run: Path, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+def read_round_data(run: Path, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Round ``k``'s states: frame stacks, the teacher's action values, and the lane gaps (None in older runs)."""
     path = run / "student" / f"data_{k:02d}.npz"
     try:
         with np.load(path) as data:
@@ -255,4 +256,4 @@ def _final_evaluation(config: RunConfig, run: Path, model, logger, rounds: list[
     )
 
 
-__all__ = ["newest_round_model", "read_rounds", "resume_recipe", "train_recipe"]
+__all__ = ["newest_round_model", "read_round_data", "read_rounds", "resume_recipe", "train_recipe"]

@@ -19,6 +19,7 @@ import torch
 
 from drive.agents.dagger import policy_logits
 from drive.agents.policies import load_model
+from drive.agents.recipe import read_round_data
 
 NAMES = ("LANE_LEFT", "IDLE", "LANE_RIGHT", "FASTER", "SLOWER")
 
@@ -29,8 +30,8 @@ def main() -> None:
     parser.add_argument("--round", type=int, default=4, help="whose student, on whose saved states")
     parser.add_argument("--states", type=int, default=6000, help="the first N states of the round")
     args = parser.parse_args()
-    data = np.load(args.run / "student" / f"data_{args.round:02d}.npz")
-    frames, values = data["frames"][: args.states], data["values"][: args.states]
+    frames, values, _ = read_round_data(args.run, args.round)
+    frames, values = frames[: args.states], values[: args.states]
     model = load_model(args.run / "student" / f"round_{args.round:02d}.zip", "ppo", device="cpu")
     with torch.inference_mode():
         chosen = np.concatenate(

@@ -21,18 +21,19 @@ import torch
 
 from drive.agents.algos import build_model
 from drive.agents.dagger import Dataset, fit
-from drive.agents.recipe import read_rounds
+from drive.agents.recipe import read_round_data, read_rounds
 from drive.config import resolve
 from drive.envs import make_venv
 
 
 def share(run: Path, n_envs: int, parts: int, part: int) -> Dataset:
-    """The states of envs ``part``, ``part + parts``, ... from every round's data (rows are step-major)."""
+    """The states of envs ``part``, ``part + parts``, ... from every round's data (rows are step-major). Read again
+    for each part: one part's frames in memory at a time, not the whole run's."""
     dataset = Dataset.empty()
     for k in range(len(read_rounds(run))):
-        with np.load(run / "student" / f"data_{k:02d}.npz") as data:
-            keep = np.arange(len(data["values"])) % n_envs % parts == part
-            dataset.add(data["frames"][keep], data["values"][keep], data["gaps"][keep])
+        frames, values, gaps = read_round_data(run, k)
+        keep = np.arange(len(values)) % n_envs % parts == part
+        dataset.add(frames[keep], values[keep], None if gaps is None else gaps[keep])
     return dataset
 
 
@@ -45,10 +46,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True, help="folder for part_<i>.zip")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    venv = make_venv("highway", "pixels", 2, backend="batched")  # the students' spaces; it never steps
     for part in range(args.parts):
         config = resolve("highway", recipe="driver", sets=["env.n_envs=2", f"train.seed={100 + part}"])
         dataset = share(args.run, args.n_envs, args.parts, part)
-        venv = make_venv("highway", "pixels", 2, backend="batched")
         model = build_model(config, venv, device="cpu")
         start = time.perf_counter()
         generator = torch.Generator().manual_seed(7 + part)

@@ -8,7 +8,7 @@ import torch
 
 from drive.agents.algos import build_model
 from drive.agents.dagger import Dataset, GapHead, agreement, collect, distill_loss, features_and_logits, fit
-from drive.agents.planner import Planner, aggregate, nearest_vehicles
+from drive.agents.planner import BEHIND_WEIGHT, Planner, aggregate, nearest_vehicles
 from drive.config import StudentConfig, TeacherConfig, resolve
 from drive.envs import make_venv
 from drive.envs.batched import constants as C
@@ -79,7 +79,7 @@ def test_the_nearest_vehicles_keep_the_ego_first_and_the_closest_others_in_slot_
     torch.testing.assert_close(kept.position[:, 0], state.position[:, 0])  # the ego stays in slot 0
     for env in range(6):
         dx = state.position[env, 1:, 0] - state.position[env, 0, 0]
-        reach = torch.where(dx >= 0, dx, -3.0 * dx)
+        reach = torch.where(dx >= 0, dx, -BEHIND_WEIGHT * dx)
         farthest_kept = torch.sort(reach).values[6]
         for slot in range(1, 8):  # each kept vehicle is one of the 7 nearest, with its own speed and lane
             original = int((state.position[env, :, 0] == kept.position[env, slot, 0]).nonzero()[0])
