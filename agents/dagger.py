@@ -207,11 +207,13 @@ def fit(
     generator: torch.Generator,
     updates: int | None = None,
     gap_head: GapHead | None = None,
+    envs: int | None = None,
 ) -> dict:
     """``updates`` (default: the config's per round) gradient steps on batches of ``student.batch_size`` drawn
     uniformly from the whole data set, each frame stack shifted by up to ``student.shift`` pixels (DrQ; along the
     road only unless ``shift_lateral``; the forward pass in ``student.precision``), plus ``student.gap_weight`` times
-    ``gap_head``'s loss where one is given;
+    ``gap_head``'s loss where one is given; with ``student.split`` (an ``EncoderEnsemble`` policy) each member
+    gets its own batch from its own share of the ``envs`` (``member_shares``);
     returns the mean losses and the share of training states where the student's choice is within ``tolerance``
     of the teacher's best."""
     updates = student.updates_per_round if updates is None else updates
@@ -219,18 +221,33 @@ def fit(
     optimizers = [policy.optimizer] + ([gap_head.optimizer] if gap_head is not None else [])
     schedules = [_cosine(optimizer, updates, student.lr_end) for optimizer in optimizers]
     policy.set_training_mode(True)
+    shares = member_shares(len(values_t), envs, len(policy.pi_features_extractor.trunks)) if student.split else None
     loss_sum = gap_sum = agree = 0.0
     for update in range(updates):
         for schedule in schedules:
             schedule(update)
-        index = torch.randint(len(values_t), (student.batch_size,), generator=generator)
+        if shares is None:
+            index = torch.randint(len(values_t), (student.batch_size,), generator=generator)
+        else:  # member-major: member k's batch is rows k * batch_size to (k + 1) * batch_size
+            index = torch.cat(
+                [rows[torch.randint(len(rows), (student.batch_size,), generator=generator)] for rows in shares]
+            )
         frames_batch = frames_t[index].to(policy.device)
         if student.shift:
             frames_batch = random_shift(frames_batch, student.shift, generator, lateral=student.shift_lateral)
+        values_batch = values_t[index].to(policy.device)
         with torch.autocast(policy.device.type, torch.bfloat16, enabled=student.precision == "bfloat16"):
-            features, logits = features_and_logits(policy, frames_batch)
-        features, logits = features.float(), logits.float()  # the losses in float32 whatever the forward pass
-        loss, chosen_good = _imitation(policy, features, logits, values_t[index].to(policy.device), student)
+            if shares is None:
+                features, logits = features_and_logits(policy, frames_batch)
+            else:
+                logits = split_logits(policy, frames_batch)
+        if shares is None:
+            features, logits = features.float(), logits.float()  # the losses in float32 whatever the forward pass
+            loss, chosen_good = _imitation(policy, features, logits, values_batch, student)
+        else:
+            loss, chosen_good = _members_imitation(
+                logits.float(), values_batch.unflatten(0, (len(shares), -1)), student
+            )
         total = loss
         if gap_head is not None:
             gap_loss = gap_head.loss(features, gaps_t[index].to(policy.device))
@@ -258,8 +275,34 @@ def _imitation(policy, features, logits, values, student: StudentConfig):
     if not isinstance(ensemble, EncoderEnsemble):
         return distill_loss(logits, values, student)
     members = member_logits(features, policy.action_net, len(ensemble.trunks))
-    loss = torch.stack([distill_loss(member, values, student)[0] for member in members]).mean()
+    loss, _ = _members_imitation(members, values.expand(len(members), -1, -1), student)
     return loss, good_choice(values, logits.argmax(-1), student.tolerance)
+
+
+def member_shares(rows: int, envs: int, members: int) -> list[torch.Tensor]:
+    """Each member's rows of a data set: env i's states go to member i mod ``members``. The data is step-major
+    (``collect`` adds all ``envs`` states of a step at once), so row r is env r mod ``envs``."""
+    member = torch.arange(rows) % envs % members
+    return [torch.nonzero(member == k).squeeze(1) for k in range(members)]
+
+
+def split_logits(policy, frames: torch.Tensor) -> torch.Tensor:
+    """(members, batch / members, actions): member k's logits on its own chunk of ``frames`` (member-major), its
+    trunk alone and its slice of the linear action head (``member_logits``'s, without the others' work)."""
+    ensemble, head = policy.pi_features_extractor, policy.action_net
+    members, width = len(ensemble.trunks), ensemble.width
+    logits = []
+    for k, (trunk, chunk) in enumerate(zip(ensemble.trunks, frames.chunk(members), strict=True)):
+        features = BasePolicy.extract_features(policy, chunk, trunk)
+        logits.append(features @ head.weight[:, k * width : (k + 1) * width].T + head.bias / members)
+    return torch.stack(logits)
+
+
+def _members_imitation(logits: torch.Tensor, values: torch.Tensor, student: StudentConfig):
+    """The mean of the members' own ``distill_loss`` (``logits`` and ``values``: (members, batch, actions)), and
+    whether each member's choice is a good one."""
+    losses, good = zip(*(distill_loss(m, v, student) for m, v in zip(logits, values, strict=True)), strict=True)
+    return torch.stack(losses).mean(), torch.cat(good)
 
 
 def _cosine(optimizer, updates: int, end: float):

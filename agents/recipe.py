@@ -187,7 +187,7 @@ def _round(config: RunConfig, k: int, venv, teacher: Planner, model, dataset: Da
     fresh = Dataset.empty()
     driving = collect(venv, teacher, model.policy, student.steps_per_round, beta, fresh, generator, bar, student.noise)
     dataset.add(*fresh.arrays())
-    fitted = fit(model.policy, dataset, student, generator, gap_head=gap_head)
+    fitted = fit(model.policy, dataset, student, generator, gap_head=gap_head, envs=venv.num_envs)
     env_steps = (k + 1) * student.steps_per_round * venv.num_envs
     return {
         "round": k,

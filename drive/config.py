@@ -110,6 +110,10 @@ class StudentConfig:
     # the fit's forward pass in bfloat16 (torch.autocast; the loss in float32): CPUs with AVX512-BF16 or AMX, and
     # GPUs, run the convolutions faster; float32: as before
     precision: str = "float32"
+    # with algo.encoder.members > 1: each member fits on its own share of the envs (env i's states go to member
+    # i mod members, each member its own batch of batch_size), so the members learn from different states and make
+    # different mistakes; false: every member fits on the same batches
+    split: bool = False
 
 
 @dataclass(frozen=True)
@@ -396,6 +400,7 @@ def validate_recipe(config: RunConfig) -> None:
     check_choice("recipe.student.precision", recipe.student.precision, ("float32", "bfloat16"))
     if recipe.student.temperature <= 0:
         raise DriveError(f"recipe.student.temperature must be above 0, got {recipe.student.temperature}")
+    _check_split(config)
     for key, value in (
         ("recipe.teacher.gamma", recipe.teacher.gamma),
         ("recipe.student.beta_decay", recipe.student.beta_decay),
@@ -404,6 +409,23 @@ def validate_recipe(config: RunConfig) -> None:
     ):
         if not 0 <= value <= 1:
             raise DriveError(f"{key} must be between 0 and 1, got {value}")
+
+
+def _check_split(config: RunConfig) -> None:
+    """``recipe.student.split`` shares the envs among the ensemble's members: it needs members, and each member's
+    states are its own, so no shared auxiliary head."""
+    student, members = config.recipe.student, config.algo.encoder.members
+    if not student.split:
+        return
+    if members < 2:
+        raise DriveError(f"recipe.student.split needs algo.encoder.members of at least 2, got {members}")
+    if config.env.n_envs < members:
+        n_envs = config.env.n_envs
+        raise DriveError(
+            f"recipe.student.split needs env.n_envs of at least algo.encoder.members ({members}), got {n_envs}"
+        )
+    if student.gap_weight > 0:
+        raise DriveError(f"recipe.student.split needs recipe.student.gap_weight 0, got {student.gap_weight}")
 
 
 def dump(config: RunConfig) -> str:

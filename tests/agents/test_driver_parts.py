@@ -1,6 +1,7 @@
 """The driver recipe's parts with small budgets: the planner teacher, the distillation loss, DAgger's fit."""
 
 import itertools
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -277,6 +278,7 @@ def test_dart_noise_replaces_that_share_of_actions_by_random_ones():
         "recipe.student.precision=float16",
         "recipe.teacher.vehicles=1",
         "algo.encoder.members=0",
+        "recipe.student.split=true",  # needs algo.encoder.members of at least 2
     ],
 )
 def test_bad_recipe_values_are_refused(bad):
@@ -341,3 +343,45 @@ def test_an_ensemble_student_saves_and_loads_as_an_sb3_model(tmp_path):
         torch.testing.assert_close(
             features_and_logits(loaded.policy, frames)[1], features_and_logits(model.policy, frames)[1]
         )
+
+
+def test_each_member_gets_the_rows_of_its_own_envs():
+    from drive.agents.dagger import member_shares
+
+    shares = member_shares(rows=24, envs=6, members=3)  # 4 steps of 6 envs, step-major
+    assert [rows.tolist()[:4] for rows in shares] == [[0, 3, 6, 9], [1, 4, 7, 10], [2, 5, 8, 11]]
+    assert sorted(torch.cat(shares).tolist()) == list(range(24))  # disjoint and complete
+
+
+def test_split_logits_are_each_members_own_on_its_own_frames():
+    from drive.agents.dagger import split_logits
+    from drive.perception.encoders import member_logits
+
+    model, frames = _ensemble_student()
+    frames = frames[torch.arange(6) % 4]  # 6 frame stacks: member k's are rows 2k and 2k + 1
+    with torch.no_grad():
+        split = split_logits(model.policy, frames)
+        features, _ = features_and_logits(model.policy, frames)
+        full = member_logits(features, model.policy.action_net, 3)  # every member on every frame
+    assert split.shape == (3, 2, 5)
+    for k in range(3):
+        torch.testing.assert_close(split[k], full[k, 2 * k : 2 * k + 2])
+
+
+def test_a_split_fit_teaches_each_member_its_own_envs_labels():
+    from drive.agents.dagger import split_logits
+
+    sets = ["algo.encoder.members=2", "algo.encoder.features_dim=32", "recipe.student.split=true", "env.n_envs=2"]
+    config = resolve("highway", recipe="driver", sets=sets)
+    venv = make_venv("highway", "pixels", 2, backend="batched", seed=3)
+    model = build_model(config, venv, device="cpu")
+    frames = np.concatenate([venv.reset() for _ in range(10)])  # 20 rows, env r % 2
+    values = np.zeros((20, 5), np.float32)
+    values[0::2, C.IDLE] = values[1::2, C.FASTER] = 1.0  # env 0's states say IDLE, env 1's FASTER
+    dataset = Dataset.empty()
+    dataset.add(frames, values)
+    student = replace(config.recipe.student, batch_size=8, shift=0)
+    fit(model.policy, dataset, student, torch.Generator().manual_seed(0), updates=40, envs=2)
+    with torch.no_grad():  # both members on the same frames: each chose what its own envs were labelled
+        choices = split_logits(model.policy, torch.from_numpy(np.concatenate([frames, frames]))).argmax(-1)
+    assert (choices[0] == C.IDLE).all() and (choices[1] == C.FASTER).all()
