@@ -79,6 +79,9 @@ CASES = [
     "train-agent --recipe driver --set recipe.student.gap_weight=-1",
     "train-agent --recipe driver --set recipe.student.lr_end=2",
     "train-agent --recipe driver --set recipe.student.precision=half",
+    "train-agent --recipe driver --set recipe.student.split=true",
+    "train-agent --recipe driver --set algo.encoder.members=3 --set recipe.student.split=true"
+    " --set recipe.student.gap_weight=1",
 ]
 
 

@@ -385,3 +385,12 @@ def test_a_split_fit_teaches_each_member_its_own_envs_labels():
     with torch.no_grad():  # both members on the same frames: each chose what its own envs were labelled
         choices = split_logits(model.policy, torch.from_numpy(np.concatenate([frames, frames]))).argmax(-1)
     assert (choices[0] == C.IDLE).all() and (choices[1] == C.FASTER).all()
+
+
+def test_a_split_ensemble_refuses_the_shared_gap_head():
+    from drive.errors import DriveError
+
+    sets = ["algo.encoder.members=3", "recipe.student.split=true", "recipe.student.gap_weight=1"]
+    with pytest.raises(DriveError, match="recipe.student.split needs recipe.student.gap_weight 0, got 1.0"):
+        resolve("highway", recipe="driver", sets=sets)
+    resolve("highway", recipe="driver", sets=sets[:2])  # without the gap head it is a valid recipe
