@@ -1,6 +1,7 @@
 """The driver recipe's parts with small budgets: the planner teacher, the distillation loss, DAgger's fit."""
 
 import itertools
+import re
 from dataclasses import replace
 
 import numpy as np
@@ -391,6 +392,6 @@ def test_a_split_ensemble_refuses_the_shared_gap_head():
     from drive.errors import DriveError
 
     sets = ["algo.encoder.members=3", "recipe.student.split=true", "recipe.student.gap_weight=1"]
-    with pytest.raises(DriveError, match="recipe.student.split needs recipe.student.gap_weight 0, got 1.0"):
+    with pytest.raises(DriveError, match=re.escape("recipe.student.split needs recipe.student.gap_weight 0, got 1.0")):
         resolve("highway", recipe="driver", sets=sets)
     resolve("highway", recipe="driver", sets=sets[:2])  # without the gap head it is a valid recipe
