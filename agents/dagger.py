@@ -226,28 +226,11 @@ def fit(
     for update in range(updates):
         for schedule in schedules:
             schedule(update)
-        if shares is None:
-            index = torch.randint(len(values_t), (student.batch_size,), generator=generator)
-        else:  # member-major: member k's batch is rows k * batch_size to (k + 1) * batch_size
-            index = torch.cat(
-                [rows[torch.randint(len(rows), (student.batch_size,), generator=generator)] for rows in shares]
-            )
+        index = _draw(len(values_t), shares, student.batch_size, generator)
         frames_batch = frames_t[index].to(policy.device)
         if student.shift:
             frames_batch = random_shift(frames_batch, student.shift, generator, lateral=student.shift_lateral)
-        values_batch = values_t[index].to(policy.device)
-        with torch.autocast(policy.device.type, torch.bfloat16, enabled=student.precision == "bfloat16"):
-            if shares is None:
-                features, logits = features_and_logits(policy, frames_batch)
-            else:
-                logits = split_logits(policy, frames_batch)
-        if shares is None:
-            features, logits = features.float(), logits.float()  # the losses in float32 whatever the forward pass
-            loss, chosen_good = _imitation(policy, features, logits, values_batch, student)
-        else:
-            loss, chosen_good = _members_imitation(
-                logits.float(), values_batch.unflatten(0, (len(shares), -1)), student
-            )
+        loss, chosen_good, features = _batch_loss(policy, frames_batch, values_t[index].to(policy.device), student)
         total = loss
         if gap_head is not None:
             gap_loss = gap_head.loss(features, gaps_t[index].to(policy.device))
@@ -277,6 +260,29 @@ def _imitation(policy, features, logits, values, student: StudentConfig):
     members = member_logits(features, policy.action_net, len(ensemble.trunks))
     loss, _ = _members_imitation(members, values.expand(len(members), -1, -1), student)
     return loss, good_choice(values, logits.argmax(-1), student.tolerance)
+
+
+def _draw(rows: int, shares: list[torch.Tensor] | None, batch_size: int, generator) -> torch.Tensor:
+    """One batch's row indices: uniform over all rows, or ``batch_size`` from each member's share, member-major
+    (member k's are entries k * batch_size to (k + 1) * batch_size)."""
+    if shares is None:
+        return torch.randint(rows, (batch_size,), generator=generator)
+    return torch.cat([share[torch.randint(len(share), (batch_size,), generator=generator)] for share in shares])
+
+
+def _batch_loss(policy, frames: torch.Tensor, values: torch.Tensor, student: StudentConfig):
+    """The imitation loss of one batch (the forward pass in ``student.precision``, the loss in float32), whether
+    each choice is a good one, and the features for an auxiliary head (None for a split batch)."""
+    with torch.autocast(policy.device.type, torch.bfloat16, enabled=student.precision == "bfloat16"):
+        if student.split:
+            logits = split_logits(policy, frames)
+        else:
+            features, logits = features_and_logits(policy, frames)
+    if student.split:
+        loss, chosen_good = _members_imitation(logits.float(), values.unflatten(0, (len(logits), -1)), student)
+        return loss, chosen_good, None
+    features, logits = features.float(), logits.float()
+    return (*_imitation(policy, features, logits, values, student), features)
 
 
 def member_shares(rows: int, envs: int, members: int) -> list[torch.Tensor]:
