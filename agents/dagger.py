@@ -273,14 +273,14 @@ def _draw(rows: int, shares: list[torch.Tensor] | None, batch_size: int, generat
 def _batch_loss(policy, frames: torch.Tensor, values: torch.Tensor, student: StudentConfig):
     """The imitation loss of one batch (the forward pass in ``student.precision``, the loss in float32), whether
     each choice is a good one, and the features for an auxiliary head (None for a split batch)."""
-    with torch.autocast(policy.device.type, torch.bfloat16, enabled=student.precision == "bfloat16"):
-        if student.split:
-            logits = split_logits(policy, frames)
-        else:
-            features, logits = features_and_logits(policy, frames)
+    autocast = torch.autocast(policy.device.type, torch.bfloat16, enabled=student.precision == "bfloat16")
     if student.split:
+        with autocast:
+            logits = split_logits(policy, frames)
         loss, chosen_good = _members_imitation(logits.float(), values.unflatten(0, (len(logits), -1)), student)
         return loss, chosen_good, None
+    with autocast:
+        features, logits = features_and_logits(policy, frames)
     features, logits = features.float(), logits.float()
     return (*_imitation(policy, features, logits, values, student), features)
 

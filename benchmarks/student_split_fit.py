@@ -16,11 +16,10 @@ import argparse
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from drive.agents.algos import build_model
-from drive.agents.dagger import Dataset, fit
+from drive.agents.dagger import Dataset, fit, member_shares
 from drive.agents.recipe import read_round_data, read_rounds
 from drive.config import resolve
 from drive.envs import make_venv
@@ -32,7 +31,7 @@ def share(run: Path, n_envs: int, parts: int, part: int) -> Dataset:
     dataset = Dataset.empty()
     for k in range(len(read_rounds(run))):
         frames, values, gaps = read_round_data(run, k)
-        keep = np.arange(len(values)) % n_envs % parts == part
+        keep = member_shares(len(values), n_envs, parts)[part].numpy()  # the recipe's rule (recipe.student.split)
         dataset.add(frames[keep], values[keep], None if gaps is None else gaps[keep])
     return dataset
 
