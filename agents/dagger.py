@@ -208,6 +208,7 @@ def fit(
     updates: int | None = None,
     gap_head: GapHead | None = None,
     envs: int | None = None,
+    bar=None,
 ) -> dict:
     """``updates`` (default: the config's per round) gradient steps on batches of ``student.batch_size`` drawn
     uniformly from the whole data set, each frame stack shifted by up to ``student.shift`` pixels (DrQ; along the
@@ -215,7 +216,7 @@ def fit(
     ``gap_head``'s loss where one is given; with ``student.split`` (an ``EncoderEnsemble`` policy) each member
     gets its own batch from its own share of the ``envs`` (``member_shares``);
     returns the mean losses and the share of training states where the student's choice is within ``tolerance``
-    of the teacher's best."""
+    of the teacher's best. ``bar`` (a tqdm) advances by one per update."""
     updates = student.updates_per_round if updates is None else updates
     frames_t, values_t, gaps_t = map(torch.from_numpy, dataset.arrays())
     optimizers = [policy.optimizer] + ([gap_head.optimizer] if gap_head is not None else [])
@@ -243,6 +244,8 @@ def fit(
             optimizer.step()
         loss_sum += float(loss.detach())
         agree += float(chosen_good.float().mean())
+        if bar is not None:
+            bar.update(1)
     policy.set_training_mode(False)
     for schedule in schedules:
         schedule(0)  # the next round (and a resumed run) starts at the full rate

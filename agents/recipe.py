@@ -8,15 +8,18 @@ runs/highway-driver-<timestamp>/
   student/gap_head.pt    # (gap_weight > 0) the auxiliary read-out of the lane gaps, after the last round
   student/rounds.json    # one record per finished round: data, fit, driving, wall-clock, env steps, and (select:
                          # best) "alone", the student driving alone on validation traffic
-  student/chosen.json    # (select: best) the round whose student became model.zip
+  student/refit.zip      # (recipe.refit) the fresh ensemble fitted on all the rounds' data, with refit.json
+  student/chosen.json    # (select: best) the round (or the refit) whose student became model.zip
   tb/                    # dagger/*, student/* (driving on the batched simulator), eval/* (highway-env)
   model.zip  metrics.json
 ```
-A round is finished when its record is in ``rounds.json`` (written last); ``--resume`` starts at the next.
+A round is finished when its record is in ``rounds.json`` (written last); ``--resume`` starts at the next. The
+refit is finished when ``refit.json`` is written; a stopped one starts again from new weights.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shlex
 import time
@@ -41,6 +44,7 @@ from drive.errors import DriveError
 from drive.runs import locked, new_run_dir, write_metrics, write_run_files
 
 ROUNDS_FILE = "rounds.json"
+REFIT_FILE = "refit.json"
 # Validation traffic: the batched simulator's own streams from this seed on (training draws seed * 1e6 + ...),
 # the same for every round, so that rounds are compared on the same episodes; evaluation is on highway-env.
 VALIDATION_SEED = 3_000_000_000
@@ -137,7 +141,8 @@ def _run(config: RunConfig, run: Path, venv, model, dataset: Dataset, rounds: li
                 _save_round(run, k, model, dataset, record, rounds, config, gap_head)
                 _log_round(logger, record)
                 bar.set_postfix(round=k, agree=f"{record['fit']['agreement']:.2f}")
-        model = _chosen_student(config, run, model, rounds)
+        refit = _refit_stage(config, run, venv, dataset, validation, rounds, logger, progress)
+        model = _chosen_student(config, run, model, rounds, refit)
         model.save(run / "model.zip")
         _final_evaluation(config, run, model, logger, rounds)
     except KeyboardInterrupt:
@@ -167,14 +172,61 @@ def _episode_steps(venv) -> int:
     return round(config.duration * config.policy_frequency)
 
 
-def _chosen_student(config: RunConfig, run: Path, model, rounds: list[dict]):
-    """The last round's student, or (``select: best``) the round whose student drove best alone on the validation
-    traffic, by return (a crash ends an episode, so it costs return)."""
-    if config.recipe.student.select == "last" or not all("alone" in r for r in rounds):
-        return model
-    best = max(range(len(rounds)), key=lambda k: rounds[k]["alone"].get("mean_return", float("-inf")))
-    (run / "student" / "chosen.json").write_text(json.dumps({"round": best, "by": "alone/mean_return"}) + "\n")
-    return load_model(_round_model(run, best), "ppo", device=config.train.device)
+def _chosen_student(config: RunConfig, run: Path, model, rounds: list[dict], refit: dict | None):
+    """The last stage's student (the refit's, or the last round's), or (``select: best``) the one of the rounds and
+    the refit that drove best alone on the validation traffic, by return (a crash ends an episode, so it costs
+    return)."""
+    candidates = {f"round {k}": (r.get("alone"), _round_model(run, k)) for k, r in enumerate(rounds)}
+    if refit is not None:
+        candidates["refit"] = (refit.get("alone"), _refit_model(run))
+    last = list(candidates)[-1]
+    if config.recipe.student.select == "last" or not all(alone for alone, _ in candidates.values()):
+        return model if last.startswith("round") else load_model(candidates[last][1], "ppo", config.train.device)
+    best = max(candidates, key=lambda name: candidates[name][0].get("mean_return", float("-inf")))
+    chosen = {"round": int(best.split()[1])} if best.startswith("round") else {"refit": True}
+    (run / "student" / "chosen.json").write_text(json.dumps({**chosen, "by": "alone/mean_return"}) + "\n")
+    return load_model(candidates[best][1], "ppo", device=config.train.device)
+
+
+def _refit_model(run: Path) -> Path:
+    return run / "student" / "refit.zip"
+
+
+def _read_refit(run: Path) -> dict | None:
+    path = run / "student" / REFIT_FILE
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _refit_stage(config: RunConfig, run: Path, venv, dataset: Dataset, validation, rounds, logger, progress):
+    """``recipe.refit``: a fresh ensemble of new weights fitted on every round's data, each member on its own share
+    of the envs; its record (also in ``refit.json``, written last), or None without a refit. A finished refit is
+    read back, not redone."""
+    refit = config.recipe.refit
+    if refit.members == 0 or not rounds:
+        return None
+    done = _read_refit(run)
+    if done is not None:
+        return done
+    start = time.perf_counter()
+    encoder = dataclasses.replace(config.algo.encoder, members=refit.members)
+    fresh = dataclasses.replace(config, algo=dataclasses.replace(config.algo, encoder=encoder))
+    model = build_model(fresh, venv, device=config.train.device)
+    student = dataclasses.replace(config.recipe.student, split=True, batch_size=refit.batch_size, gap_weight=0.0)
+    generator = torch.Generator().manual_seed(config.train.seed * 1_000 + 999)
+    with tqdm(total=refit.updates, desc="refit", unit="update", disable=not progress) as bar:
+        fitted = fit(model.policy, dataset, student, generator, refit.updates, envs=venv.num_envs, bar=bar)
+    record = {"members": refit.members, "updates": refit.updates, "samples": len(dataset), "fit": fitted}
+    if validation is not None:
+        validation.seed(VALIDATION_SEED + config.train.seed * 10_000)
+        record["alone"] = drive_alone(validation, model.policy, _episode_steps(validation)).summary()
+    record["seconds"] = time.perf_counter() - start
+    record["seconds_total"] = rounds[-1]["seconds_total"] + record["seconds"]
+    model.save(_refit_model(run))
+    partial = run / "student" / f"{REFIT_FILE}.partial"
+    partial.write_text(json.dumps(record, indent=2) + "\n")
+    partial.replace(run / "student" / REFIT_FILE)
+    _log_refit(logger, record, rounds[-1]["env_steps"])
+    return record
 
 
 def _round(config: RunConfig, k: int, venv, teacher: Planner, model, dataset: Dataset, bar, gap_head) -> dict:
@@ -236,6 +288,22 @@ def _log_round(logger, record: dict) -> None:
     logger.dump(record["env_steps"])
 
 
+def _seconds_total(run: Path, rounds: list[dict]) -> float:
+    """Wall-clock of the rounds and the refit, summed over every session of the run."""
+    refit = _read_refit(run)
+    return refit["seconds_total"] if refit else rounds[-1]["seconds_total"] if rounds else 0.0
+
+
+def _log_refit(logger, record: dict, env_steps: int) -> None:
+    logger.record("refit/loss", record["fit"]["loss"])
+    logger.record("refit/agreement", record["fit"]["agreement"])
+    logger.record("time/seconds", record["seconds_total"])
+    for key, value in record.get("alone", {}).items():
+        if key != "episodes":
+            logger.record(f"refit/{key}", value)
+    logger.dump(env_steps)
+
+
 def _final_evaluation(config: RunConfig, run: Path, model, logger, rounds: list[dict]) -> None:
     """The student on highway-env itself, on evaluation seeds, beside the IDM driver on the same seeds."""
     env = make_env(config.env.name, config.env.obs, config=config.env.config)
@@ -252,7 +320,7 @@ def _final_evaluation(config: RunConfig, run: Path, model, logger, rounds: list[
         records_as_dicts(records),
         idm=idm_reference(config, run / "tb", steps),
         timesteps=steps,
-        train_seconds=rounds[-1]["seconds_total"] if rounds else 0.0,
+        train_seconds=_seconds_total(run, rounds),
     )
 
 

@@ -117,10 +117,22 @@ class StudentConfig:
 
 
 @dataclass(frozen=True)
+class RefitConfig:
+    """After the last round: a fresh ensemble student fitted on all the rounds' data, each member on its own share
+    of the envs (as ``student.split``), with the student's loss and shift. The rounds' students only choose which
+    states the data holds; members of new weights, each seeing its own states, make different mistakes."""
+
+    members: int = 0  # members of the fresh ensemble; 0: no refit (model.zip is a round's student)
+    updates: int = 1600  # gradient steps, each on a batch of batch_size from every member's share
+    batch_size: int = 128  # per member
+
+
+@dataclass(frozen=True)
 class RecipeConfig:
     name: str = ""  # empty: plain DQN or PPO; else the recipe file configs/recipes/<name>.yaml
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     student: StudentConfig = field(default_factory=StudentConfig)
+    refit: RefitConfig = field(default_factory=RefitConfig)
 
 
 @dataclass(frozen=True)
@@ -401,6 +413,7 @@ def validate_recipe(config: RunConfig) -> None:
     if recipe.student.temperature <= 0:
         raise DriveError(f"recipe.student.temperature must be above 0, got {recipe.student.temperature}")
     _check_split(config)
+    _check_refit(config)
     for key, value in (
         ("recipe.teacher.gamma", recipe.teacher.gamma),
         ("recipe.student.beta_decay", recipe.student.beta_decay),
@@ -426,6 +439,22 @@ def _check_split(config: RunConfig) -> None:
         )
     if student.gap_weight > 0:
         raise DriveError(f"recipe.student.split needs recipe.student.gap_weight 0, got {student.gap_weight}")
+
+
+def _check_refit(config: RunConfig) -> None:
+    """``recipe.refit`` builds an ensemble whose members share the envs: none, or at least two members, each with
+    at least one env, and a positive budget."""
+    refit = config.recipe.refit
+    for key, value in (("recipe.refit.updates", refit.updates), ("recipe.refit.batch_size", refit.batch_size)):
+        if value < 1:
+            raise DriveError(f"{key} must be at least 1, got {value}")
+    if refit.members == 0:
+        return
+    if refit.members < 2:
+        raise DriveError(f"recipe.refit.members must be 0 (no refit) or at least 2, got {refit.members}")
+    if config.env.n_envs < refit.members:
+        n_envs = config.env.n_envs
+        raise DriveError(f"recipe.refit.members {refit.members} needs env.n_envs of at least it, got {n_envs}")
 
 
 def dump(config: RunConfig) -> str:

@@ -280,6 +280,9 @@ def test_dart_noise_replaces_that_share_of_actions_by_random_ones():
         "recipe.teacher.vehicles=1",
         "algo.encoder.members=0",
         "recipe.student.split=true",  # needs algo.encoder.members of at least 2
+        "recipe.refit.members=1",  # 0 (none) or at least 2
+        "recipe.refit.updates=0",
+        "recipe.refit.batch_size=0",
     ],
 )
 def test_bad_recipe_values_are_refused(bad):
@@ -386,6 +389,14 @@ def test_a_split_fit_teaches_each_member_its_own_envs_labels():
     with torch.no_grad():  # both members on the same frames: each chose what its own envs were labelled
         choices = split_logits(model.policy, torch.from_numpy(np.concatenate([frames, frames]))).argmax(-1)
     assert (choices[0] == C.IDLE).all() and (choices[1] == C.FASTER).all()
+
+
+def test_a_refit_with_more_members_than_envs_is_refused():
+    from drive.errors import DriveError
+
+    sets = ["recipe.refit.members=3", "env.n_envs=2"]
+    with pytest.raises(DriveError, match=re.escape("recipe.refit.members 3 needs env.n_envs of at least it, got 2")):
+        resolve("highway", recipe="driver", sets=sets)
 
 
 def test_a_split_ensemble_refuses_the_shared_gap_head():

@@ -65,6 +65,62 @@ def test_the_recipe_keeps_the_round_that_drove_best_alone_on_validation_traffic(
     assert all(torch.equal(final[k], kept[k]) for k in final)
 
 
+REFIT = ["recipe.refit.members=2", "recipe.refit.updates=3", "recipe.refit.batch_size=4"]
+
+
+@pytest.fixture(scope="module")
+def refit_run(tmp_path_factory):
+    runs = tmp_path_factory.mktemp("refit")
+    sets = [*TINY_RECIPE, *REFIT, "recipe.student.select=best"]
+    assert main(["train-agent", "--recipe", "driver", "--runs-dir", str(runs), "-q", *_sets(sets)]) == 0
+    (run,) = runs.iterdir()
+    return run
+
+
+def test_the_refit_fits_a_fresh_ensemble_on_every_rounds_data(refit_run):
+    from stable_baselines3 import PPO
+
+    refit = json.loads((refit_run / "student" / "refit.json").read_text())
+    rounds = json.loads((refit_run / "student" / "rounds.json").read_text())
+    assert refit["members"] == 2 and refit["updates"] == 3 and refit["samples"] == rounds[-1]["samples"] == 24
+    assert refit["seconds_total"] > rounds[-1]["seconds_total"] and refit["alone"]["episodes"] >= 4
+    extractor = PPO.load(refit_run / "student" / "refit.zip").policy.pi_features_extractor
+    assert len(extractor.trunks) == 2  # the refit's ensemble, though the rounds' students had one encoder
+    metrics = json.loads((refit_run / "metrics.json").read_text())
+    assert metrics["train_seconds"] == pytest.approx(refit["seconds_total"])
+
+
+def test_select_best_weighs_the_refit_beside_the_rounds(refit_run):
+    import torch
+    from stable_baselines3 import PPO
+
+    rounds = json.loads((refit_run / "student" / "rounds.json").read_text())
+    refit = json.loads((refit_run / "student" / "refit.json").read_text())
+    returns = [r["alone"]["mean_return"] for r in rounds] + [refit["alone"]["mean_return"]]
+    chosen = json.loads((refit_run / "student" / "chosen.json").read_text())
+    kept = "refit.zip" if chosen.get("refit") else f"round_{chosen['round']:02d}.zip"
+    assert returns[-1 if chosen.get("refit") else chosen["round"]] == max(returns)
+    final = PPO.load(refit_run / "model.zip").policy.state_dict()
+    assert all(torch.equal(final[k], v) for k, v in PPO.load(refit_run / "student" / kept).policy.state_dict().items())
+
+
+def test_a_resumed_run_keeps_a_finished_refit_and_redoes_a_stopped_one(refit_run, tmp_path):
+    import shutil
+
+    run = tmp_path / refit_run.name
+    shutil.copytree(refit_run, run)
+    refit = (run / "student" / "refit.json").read_text()
+    for name in ("model.zip", "metrics.json"):
+        (run / name).unlink()
+    assert main(["train-agent", "--resume", str(run), "-q"]) == 0
+    assert (run / "student" / "refit.json").read_text() == refit  # read back, not fitted again
+    for name in ("model.zip", "metrics.json", "student/refit.json"):
+        (run / name).unlink()  # as if stopped during the refit
+    assert main(["train-agent", "--resume", str(run), "-q"]) == 0
+    again = json.loads((run / "student" / "refit.json").read_text())
+    assert again["seconds"] != json.loads(refit)["seconds"] and (run / "metrics.json").is_file()
+
+
 def test_the_recipe_prints_its_verdict_beside_the_idm_driver(tmp_path, capsys):
     runs = tmp_path / "runs"
     sets = [*TINY_RECIPE, "recipe.student.rounds=1"]
