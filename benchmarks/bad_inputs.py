@@ -82,6 +82,8 @@ CASES = [
     "train-agent --recipe driver --set recipe.student.split=true",
     "train-agent --recipe driver --set algo.encoder.members=3 --set recipe.student.split=true"
     " --set recipe.student.gap_weight=1",
+    "train-agent --recipe driver --set recipe.refit.members=1",
+    "train-agent --recipe driver --set recipe.refit.members=3 --set env.n_envs=2",
 ]
 
 

@@ -101,6 +101,11 @@ def recipe_curve(run: Path, episodes: int) -> list[dict]:
         checkpoint = run / "student" / f"round_{record['round']:02d}.zip"
         point = judge(policy_of(run, "ppo", checkpoint), episodes)
         curve.append({**point, "minutes": record["seconds_total"] / 60, "env_steps": record["env_steps"]})
+    refit = run / "student" / "refit.json"
+    if refit.is_file():  # recipe.refit: the fresh ensemble after the last round, on the same data
+        record = json.loads(refit.read_text())
+        point = judge(policy_of(run, "ppo", run / "student" / "refit.zip"), episodes)
+        curve.append({**point, "minutes": record["seconds_total"] / 60, "env_steps": rounds[-1]["env_steps"]})
     return curve
 
 
