@@ -21,6 +21,8 @@ PREFERENCE = (C.IDLE, C.FASTER, C.LANE_RIGHT, C.LANE_LEFT, C.SLOWER)  # who wins
 # ``vehicles``: a vehicle behind the ego counts this many times its distance when the nearest are kept: it must
 # close faster than one ahead to matter within the horizon
 BEHIND_WEIGHT = 3.0
+# ``sight_*``: how far back a vehicle out of sight is moved (all of them by the same, so none lands on another)
+OUT_OF_SIGHT = 1.0e5
 
 
 def aggregate(branches: torch.Tensor, how: str) -> torch.Tensor:
@@ -45,6 +47,21 @@ def nearest_vehicles(state: TrafficState, keep: int) -> TrafficState:
             index = slots.view(*slots.shape, *[1] * (tensor.dim() - 2)).expand(-1, -1, *tensor.shape[2:])
             per_vehicle[name] = tensor.gather(1, index)
     return TrafficState(**{**vars(state), **per_vehicle})
+
+
+def within_sight(state: TrafficState, ahead: float, behind: float) -> TrafficState:
+    """``state`` with every other vehicle farther than ``ahead`` metres in front of the ego or ``behind`` metres
+    behind it (0: no limit) moved ``OUT_OF_SIGHT`` back along the road, out of the look-ahead's reach."""
+    dx = state.position[:, 1:, 0] - state.position[:, :1, 0]
+    hidden = torch.zeros_like(dx, dtype=torch.bool)
+    if ahead > 0:
+        hidden |= dx > ahead
+    if behind > 0:
+        hidden |= dx < -behind
+    shift = torch.cat((torch.zeros_like(hidden[:, :1]), hidden), dim=1).to(state.position.dtype) * OUT_OF_SIGHT
+    position = state.position.clone()
+    position[..., 0] -= shift
+    return TrafficState(**{**vars(state), "position": position})
 
 
 class Planner:
@@ -79,6 +96,8 @@ class Planner:
         more, a lane change ``lane_change_cost``; a branch stops at its episode's end."""
         config, model = self.config, self.model
         state = sim.state if self.keep == sim.num_vehicles else nearest_vehicles(sim.state, self.keep)
+        if config.sight_ahead > 0 or config.sight_behind > 0:
+            state = within_sight(state, config.sight_ahead, config.sight_behind)
         model.state = state.select(self.source)  # indexing by a tensor copies: the real state stays as it is
         value = torch.zeros(len(self.source), dtype=torch.float64, device=sim.device)
         alive = torch.ones(len(self.source), dtype=torch.bool, device=sim.device)

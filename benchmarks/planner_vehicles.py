@@ -2,6 +2,7 @@
 (``recipe.teacher.vehicles``) against one on all of them, on the same states.
 
     python benchmarks/planner_vehicles.py --keep 15 12 10 --envs 256
+    python benchmarks/planner_vehicles.py --keep 15 --sight 51 22     # and only what the camera sees
 
 For each ``keep``, one 30-step episode in each of ``--envs`` batched envs (the same traffic each time,
 ``venv.seed(7_000_000)``), driven by the pruned planner; at every state both planners value the five actions.
@@ -27,11 +28,12 @@ from drive.envs import make_venv
 TRAFFIC_SEED = 7_000_000
 
 
-def compare(keep: int, n_envs: int) -> dict:
+def compare(keep: int, n_envs: int, sight: tuple[float, float] = (0.0, 0.0)) -> dict:
     teacher = resolve("highway", recipe="driver").recipe.teacher
     venv = make_venv("highway", "kinematics", n_envs, backend="batched")
     full = Planner(venv.sim, teacher)
-    pruned = Planner(venv.sim, type(teacher)(**{**vars(teacher), "vehicles": keep}))
+    limits = {"vehicles": keep, "sight_ahead": sight[0], "sight_behind": sight[1]}
+    pruned = Planner(venv.sim, type(teacher)(**{**vars(teacher), **limits}))
     venv.seed(TRAFFIC_SEED)
     venv.reset()
     full.action_values(venv.sim), pruned.action_values(venv.sim)  # compile both models before timing
@@ -66,12 +68,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keep", type=int, nargs="+", default=[15, 12, 10], help="vehicles kept, the ego included")
     parser.add_argument("--envs", type=int, default=256)
+    parser.add_argument(
+        "--sight",
+        type=float,
+        nargs=2,
+        default=(0.0, 0.0),
+        metavar=("AHEAD", "BEHIND"),
+        help="the pruned planner sees vehicles only this many metres ahead and behind (recipe.teacher.sight_*)",
+    )
     args = parser.parse_args()
     columns = ("vehicles", "s per decision, all / kept", "same choice", "mean regret", "crash-bound", "return")
     print("| " + " | ".join((*columns, "crash rate", "speed")) + " |")
     print("|---|---|---|---|---|---|---|---|")
     for keep in args.keep:
-        r = compare(keep, args.envs)
+        r = compare(keep, args.envs, args.sight)
         print(
             f"| {r['keep']} | {r['s_full']:.2f} / {r['s_pruned']:.2f} | {r['alike']:.1%} | {r['regret']:.3f} | "
             f"{r['crash_bound']:.2%} | {r['mean_return']:.2f} | {r['crash_rate']:.1%} | {r['mean_speed']:.2f} |"

@@ -29,10 +29,11 @@ def main() -> None:
     parser.add_argument("run", type=Path, help="a --recipe driver run folder")
     parser.add_argument("--round", type=int, default=4, help="whose student, on whose saved states")
     parser.add_argument("--states", type=int, default=6000, help="the first N states of the round")
+    parser.add_argument("--model", type=Path, default=None, help="another student (default: the round's own)")
     args = parser.parse_args()
     frames, values, _ = read_round_data(args.run, args.round)
     frames, values = frames[: args.states], values[: args.states]
-    model = load_model(args.run / "student" / f"round_{args.round:02d}.zip", "ppo", device="cpu")
+    model = load_model(args.model or args.run / "student" / f"round_{args.round:02d}.zip", "ppo", device="cpu")
     with torch.inference_mode():
         chosen = np.concatenate(
             [policy_logits(model.policy, torch.as_tensor(frames[i : i + 500])).argmax(-1).numpy()

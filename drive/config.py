@@ -82,6 +82,11 @@ class TeacherConfig:
     # vehicles the look-ahead simulates: the ego and the nearest others (drive.agents.planner.nearest_vehicles), a
     # smaller and faster simulation; 0: all of them
     vehicles: int = 0
+    # metres ahead of and behind the ego within which the look-ahead sees vehicles (0: no limit on that side);
+    # the others leave its simulation. The pixels preset's camera sees about 51 m ahead and 22 m behind: a teacher
+    # limited to that labels from what its student can see (Learning by Cheating's privileged view)
+    sight_ahead: float = 0.0
+    sight_behind: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -391,6 +396,8 @@ def validate_recipe(config: RunConfig) -> None:
         "recipe.teacher.tie": recipe.teacher.tie,
         "recipe.teacher.lane_change_cost": recipe.teacher.lane_change_cost,
         "recipe.teacher.crash_penalty": recipe.teacher.crash_penalty,
+        "recipe.teacher.sight_ahead": recipe.teacher.sight_ahead,
+        "recipe.teacher.sight_behind": recipe.teacher.sight_behind,
         "recipe.student.tolerance": recipe.student.tolerance,
         "recipe.student.regret_weight": recipe.student.regret_weight,
         "recipe.student.shift": recipe.student.shift,

@@ -10,7 +10,7 @@ import torch
 
 from drive.agents.algos import build_model
 from drive.agents.dagger import Dataset, GapHead, agreement, collect, distill_loss, features_and_logits, fit
-from drive.agents.planner import BEHIND_WEIGHT, Planner, aggregate, nearest_vehicles
+from drive.agents.planner import BEHIND_WEIGHT, OUT_OF_SIGHT, Planner, aggregate, nearest_vehicles, within_sight
 from drive.config import StudentConfig, TeacherConfig, resolve
 from drive.envs import make_venv
 from drive.envs.batched import constants as C
@@ -102,6 +102,28 @@ def test_a_planner_on_the_nearest_vehicles_values_actions_like_one_on_all():
     chosen = nearest.choose(nearest.action_values(venv.sim))
     regret = every.max(-1).values - every.gather(1, chosen[:, None])[:, 0]
     assert float(regret.mean()) < 0.2  # the few far vehicles hardly change what the next seconds are worth
+
+
+def test_vehicles_out_of_the_teachers_sight_leave_its_look_ahead_and_the_rest_stay():
+    state = make_venv("highway", "kinematics", 6, backend="batched", seed=5).sim.state
+    seen = within_sight(state, ahead=40.0, behind=10.0)
+    dx = state.position[:, 1:, 0] - state.position[:, :1, 0]
+    hidden = (dx > 40.0) | (dx < -10.0)
+    assert hidden.any() and (~hidden).any()
+    moved = state.position[:, 1:, 0] - seen.position[:, 1:, 0]
+    torch.testing.assert_close(moved, hidden.to(moved.dtype) * OUT_OF_SIGHT)  # those out of sight, all by as much
+    torch.testing.assert_close(seen.position[:, 0], state.position[:, 0])  # the ego stays
+    torch.testing.assert_close(seen.position[..., 1], state.position[..., 1])  # lanes unchanged
+    assert torch.equal(seen.speed, state.speed) and seen.position is not state.position  # the sim's own is untouched
+
+
+def test_a_short_sighted_teacher_values_an_action_as_if_the_far_traffic_were_not_there():
+    venv = make_venv("highway", "kinematics", 8, backend="batched", seed=11)
+    config = TeacherConfig(horizon=4, aggregate="top2")
+    blind = Planner(venv.sim, TeacherConfig(horizon=4, aggregate="top2", sight_ahead=1e-3, sight_behind=1e-3))
+    alone = make_venv("highway", "kinematics", 8, backend="batched", seed=11)
+    alone.sim.state = within_sight(alone.sim.state, 1e-3, 1e-3)  # the same traffic, every other vehicle far away
+    torch.testing.assert_close(blind.action_values(venv.sim), Planner(alone.sim, config).action_values(alone.sim))
 
 
 def test_the_distillation_loss_accepts_any_good_action_and_punishes_costly_ones():
@@ -280,6 +302,7 @@ def test_dart_noise_replaces_that_share_of_actions_by_random_ones():
         "recipe.teacher.vehicles=1",
         "algo.encoder.members=0",
         "recipe.student.split=true",  # needs algo.encoder.members of at least 2
+        "recipe.teacher.sight_ahead=-1",
         "recipe.refit.members=1",  # 0 (none) or at least 2
         "recipe.refit.updates=0",
         "recipe.refit.batch_size=0",
