@@ -181,7 +181,7 @@ def _chosen_student(config: RunConfig, run: Path, model, rounds: list[dict], ref
         candidates["refit"] = (refit.get("alone"), _refit_model(run))
     last = list(candidates)[-1]
     if config.recipe.student.select == "last" or not all(alone for alone, _ in candidates.values()):
-        return model if last.startswith("round") else load_model(candidates[last][1], "ppo", config.train.device)
+        return model if last.startswith("round") else load_model(candidates[last][1], "ppo", device=config.train.device)
     best = max(candidates, key=lambda name: candidates[name][0].get("mean_return", float("-inf")))
     chosen = {"round": int(best.split()[1])} if best.startswith("round") else {"refit": True}
     (run / "student" / "chosen.json").write_text(json.dumps({**chosen, "by": "alone/mean_return"}) + "\n")
@@ -193,8 +193,14 @@ def _refit_model(run: Path) -> Path:
 
 
 def _read_refit(run: Path) -> dict | None:
+    """The finished refit's record (None before it ends)."""
     path = run / "student" / REFIT_FILE
-    return json.loads(path.read_text()) if path.is_file() else None
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError:
+        raise DriveError(f"{str(path)!r} is not valid JSON; delete it to refit again on --resume") from None
 
 
 def _refit_stage(config: RunConfig, run: Path, venv, dataset: Dataset, validation, rounds, logger, progress):

@@ -104,6 +104,20 @@ def test_select_best_weighs_the_refit_beside_the_rounds(refit_run):
     assert all(torch.equal(final[k], v) for k, v in PPO.load(refit_run / "student" / kept).policy.state_dict().items())
 
 
+def test_select_last_keeps_the_refit_the_last_stage(tmp_path):
+    import torch
+    from stable_baselines3 import PPO
+
+    runs = tmp_path / "runs"
+    sets = [*TINY_RECIPE, *REFIT, "recipe.student.rounds=1", "recipe.student.select=last"]
+    assert main(["train-agent", "--recipe", "driver", "--runs-dir", str(runs), "-q", *_sets(sets)]) == 0
+    (run,) = runs.iterdir()
+    final = PPO.load(run / "model.zip").policy.state_dict()
+    refit = PPO.load(run / "student" / "refit.zip").policy.state_dict()
+    assert final.keys() == refit.keys() and all(torch.equal(final[k], refit[k]) for k in final)
+    assert not (run / "student" / "chosen.json").exists()
+
+
 def test_a_resumed_run_keeps_a_finished_refit_and_redoes_a_stopped_one(refit_run, tmp_path):
     import shutil
 
