@@ -79,13 +79,24 @@ def resume_recipe(config: RunConfig, run: Path, progress: bool) -> Path:
 
 def read_rounds(run: Path) -> list[dict]:
     """The finished rounds' records (none before the first round ends)."""
-    path = run / "student" / ROUNDS_FILE
+    return _read_json(run / "student" / ROUNDS_FILE, "restore it or start a new run") or []
+
+
+def _read_json(path: Path, remedy: str):
+    """A record the run wrote (None if it has not been written yet); a corrupt one is refused in one line."""
     if not path.is_file():
-        return []
+        return None
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError:
-        raise DriveError(f"{str(path)!r} is not valid JSON; restore it or start a new run") from None
+        raise DriveError(f"{str(path)!r} is not valid JSON; {remedy}") from None
+
+
+def _write_json(path: Path, record) -> None:
+    """Written whole or not at all (a partial file renamed into place): a record marks a stage finished."""
+    partial = path.with_name(f"{path.name}.partial")
+    partial.write_text(json.dumps(record, indent=2) + "\n")
+    partial.replace(path)
 
 
 def newest_round_model(run: Path) -> Path | None:
@@ -135,8 +146,7 @@ def _run(config: RunConfig, run: Path, venv, model, dataset: Dataset, rounds: li
             for k in range(len(rounds), student.rounds):
                 record = _round(config, k, venv, teacher, model, dataset, bar, gap_head)
                 if validation is not None:
-                    validation.seed(VALIDATION_SEED + config.train.seed * 10_000)
-                    record["alone"] = drive_alone(validation, model.policy, _episode_steps(validation)).summary()
+                    record["alone"] = _validate(config, validation, model.policy)
                 record["seconds_total"] = record["seconds"] + (rounds[-1]["seconds_total"] if rounds else 0.0)
                 _save_round(run, k, model, dataset, record, rounds, config, gap_head)
                 _log_round(logger, record)
@@ -144,7 +154,7 @@ def _run(config: RunConfig, run: Path, venv, model, dataset: Dataset, rounds: li
         refit = _refit_stage(config, run, venv, dataset, validation, rounds, logger, progress)
         model = _chosen_student(config, run, model, rounds, refit)
         model.save(run / "model.zip")
-        _final_evaluation(config, run, model, logger, rounds)
+        _final_evaluation(config, run, model, logger, rounds, refit)
     except KeyboardInterrupt:
         command = shlex.join(["drive", "train-agent", "--resume", str(run)])
         saved = f"rounds 0 to {len(rounds) - 1} of {student.rounds} are saved" if rounds else "no round had finished"
@@ -166,6 +176,12 @@ def _gap_head(config: RunConfig, run: Path, model) -> GapHead | None:
     return head
 
 
+def _validate(config: RunConfig, validation, policy) -> dict:
+    """``policy`` driving alone on the validation traffic, the same episodes for every round and the refit."""
+    validation.seed(VALIDATION_SEED + config.train.seed * 10_000)
+    return drive_alone(validation, policy, _episode_steps(validation)).summary()
+
+
 def _episode_steps(venv) -> int:
     """Policy steps of a whole episode: every env finishes at least one."""
     config = venv.sim.config
@@ -176,31 +192,19 @@ def _chosen_student(config: RunConfig, run: Path, model, rounds: list[dict], ref
     """The last stage's student (the refit's, or the last round's), or (``select: best``) the one of the rounds and
     the refit that drove best alone on the validation traffic, by return (a crash ends an episode, so it costs
     return)."""
-    candidates = {f"round {k}": (r.get("alone"), _round_model(run, k)) for k, r in enumerate(rounds)}
+    # (what chosen.json names, the validation driving, the checkpoint) of every stage, in order
+    stages = [({"round": k}, r.get("alone"), _round_model(run, k)) for k, r in enumerate(rounds)]
     if refit is not None:
-        candidates["refit"] = (refit.get("alone"), _refit_model(run))
-    last = list(candidates)[-1]
-    if config.recipe.student.select == "last" or not all(alone for alone, _ in candidates.values()):
-        return model if last.startswith("round") else load_model(candidates[last][1], "ppo", device=config.train.device)
-    best = max(candidates, key=lambda name: candidates[name][0].get("mean_return", float("-inf")))
-    chosen = {"round": int(best.split()[1])} if best.startswith("round") else {"refit": True}
-    (run / "student" / "chosen.json").write_text(json.dumps({**chosen, "by": "alone/mean_return"}) + "\n")
-    return load_model(candidates[best][1], "ppo", device=config.train.device)
+        stages.append(({"refit": True}, refit.get("alone"), _refit_model(run)))
+    if config.recipe.student.select == "last" or not all(alone for _, alone, _ in stages):
+        return model if refit is None else load_model(_refit_model(run), "ppo", device=config.train.device)
+    name, _, path = max(stages, key=lambda stage: stage[1].get("mean_return", float("-inf")))
+    (run / "student" / "chosen.json").write_text(json.dumps({**name, "by": "alone/mean_return"}) + "\n")
+    return load_model(path, "ppo", device=config.train.device)
 
 
 def _refit_model(run: Path) -> Path:
     return run / "student" / "refit.zip"
-
-
-def _read_refit(run: Path) -> dict | None:
-    """The finished refit's record (None before it ends)."""
-    path = run / "student" / REFIT_FILE
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError:
-        raise DriveError(f"{str(path)!r} is not valid JSON; delete it to refit again on --resume") from None
 
 
 def _refit_stage(config: RunConfig, run: Path, venv, dataset: Dataset, validation, rounds, logger, progress):
@@ -210,7 +214,7 @@ def _refit_stage(config: RunConfig, run: Path, venv, dataset: Dataset, validatio
     refit = config.recipe.refit
     if refit.members == 0 or not rounds:
         return None
-    done = _read_refit(run)
+    done = _read_json(run / "student" / REFIT_FILE, "delete it to refit again on --resume")
     if done is not None:
         return done
     start = time.perf_counter()
@@ -223,14 +227,11 @@ def _refit_stage(config: RunConfig, run: Path, venv, dataset: Dataset, validatio
         fitted = fit(model.policy, dataset, student, generator, refit.updates, envs=venv.num_envs, bar=bar)
     record = {"members": refit.members, "updates": refit.updates, "samples": len(dataset), "fit": fitted}
     if validation is not None:
-        validation.seed(VALIDATION_SEED + config.train.seed * 10_000)
-        record["alone"] = drive_alone(validation, model.policy, _episode_steps(validation)).summary()
+        record["alone"] = _validate(config, validation, model.policy)
     record["seconds"] = time.perf_counter() - start
     record["seconds_total"] = rounds[-1]["seconds_total"] + record["seconds"]
     model.save(_refit_model(run))
-    partial = run / "student" / f"{REFIT_FILE}.partial"
-    partial.write_text(json.dumps(record, indent=2) + "\n")
-    partial.replace(run / "student" / REFIT_FILE)
+    _write_json(run / "student" / REFIT_FILE, record)
     _log_refit(logger, record, rounds[-1]["env_steps"])
     return record
 
@@ -272,9 +273,7 @@ def _save_round(run: Path, k: int, model, dataset: Dataset, record: dict, rounds
         summary = {**record["driving"], "backend": "batched", "config": vars(config.recipe.teacher)}
         (teacher / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
     rounds.append(record)
-    partial = folder / f"{ROUNDS_FILE}.partial"
-    partial.write_text(json.dumps(rounds, indent=2) + "\n")
-    partial.replace(folder / ROUNDS_FILE)
+    _write_json(folder / ROUNDS_FILE, rounds)
 
 
 def _log_round(logger, record: dict) -> None:
@@ -294,12 +293,6 @@ def _log_round(logger, record: dict) -> None:
     logger.dump(record["env_steps"])
 
 
-def _seconds_total(run: Path, rounds: list[dict]) -> float:
-    """Wall-clock of the rounds and the refit, summed over every session of the run."""
-    refit = _read_refit(run)
-    return refit["seconds_total"] if refit else rounds[-1]["seconds_total"] if rounds else 0.0
-
-
 def _log_refit(logger, record: dict, env_steps: int) -> None:
     logger.record("refit/loss", record["fit"]["loss"])
     logger.record("refit/agreement", record["fit"]["agreement"])
@@ -310,7 +303,7 @@ def _log_refit(logger, record: dict, env_steps: int) -> None:
     logger.dump(env_steps)
 
 
-def _final_evaluation(config: RunConfig, run: Path, model, logger, rounds: list[dict]) -> None:
+def _final_evaluation(config: RunConfig, run: Path, model, logger, rounds: list[dict], refit: dict | None) -> None:
     """The student on highway-env itself, on evaluation seeds, beside the IDM driver on the same seeds."""
     env = make_env(config.env.name, config.env.obs, config=config.env.config)
     records = evaluate(env, AgentPolicy(model), config.train.eval_episodes, EVAL_SEED)
@@ -326,7 +319,8 @@ def _final_evaluation(config: RunConfig, run: Path, model, logger, rounds: list[
         records_as_dicts(records),
         idm=idm_reference(config, run / "tb", steps),
         timesteps=steps,
-        train_seconds=_seconds_total(run, rounds),
+        # wall-clock of the rounds and the refit, summed over every session of the run
+        train_seconds=(refit or rounds[-1])["seconds_total"] if rounds else 0.0,
     )
 
 

@@ -391,6 +391,8 @@ def validate_recipe(config: RunConfig) -> None:
         "recipe.student.steps_per_round": recipe.student.steps_per_round,
         "recipe.student.updates_per_round": recipe.student.updates_per_round,
         "recipe.student.batch_size": recipe.student.batch_size,
+        "recipe.refit.updates": recipe.refit.updates,
+        "recipe.refit.batch_size": recipe.refit.batch_size,
     }
     non_negative = {
         "recipe.teacher.tie": recipe.teacher.tie,
@@ -450,11 +452,8 @@ def _check_split(config: RunConfig) -> None:
 
 def _check_refit(config: RunConfig) -> None:
     """``recipe.refit`` builds an ensemble whose members share the envs: none, or at least two members, each with
-    at least one env, and a positive budget."""
+    at least one env (its budget is checked with the other counts)."""
     refit = config.recipe.refit
-    for key, value in (("recipe.refit.updates", refit.updates), ("recipe.refit.batch_size", refit.batch_size)):
-        if value < 1:
-            raise DriveError(f"{key} must be at least 1, got {value}")
     if refit.members == 0:
         return
     if refit.members < 2:
