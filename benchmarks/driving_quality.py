@@ -37,7 +37,7 @@ from drive.agents.evaluation import evaluate, summarize
 from drive.agents.policies import AgentPolicy, load_model
 from drive.cores import usable_cores
 from drive.envs import make_env
-from drive.runs import latest_checkpoint
+from drive.runs import latest_checkpoint, read_run_config
 
 EVAL_SEED = 100_000
 DENSE = {"lanes_count": 4, "vehicles_density": 1.5}
@@ -83,11 +83,20 @@ def policy_of(run: Path, algo: str, checkpoint: Path | None = None):
     return AgentPolicy(load_model(path, algo, device="cpu"))
 
 
-def judge(policy_or_class, episodes: int, config: dict | None = None, env_name: str = "highway", obs=None) -> dict:
+def camera_of(run: Path) -> dict:
+    """The run's pixels camera (``env.config.observation``), which its policies must see through; the rest of
+    the judging config stays highway-env's."""
+    camera = read_run_config(run).env.config.get("observation")
+    return {"observation": camera} if camera else {}
+
+
+def judge(
+    policy_or_class, episodes: int, config: dict | None = None, env_name: str = "highway", obs=None, camera=None
+) -> dict:
     """A policy (or a baseline's class) on ``episodes`` episodes of highway-env from ``EVAL_SEED``; ``obs``
-    defaults to pixels for a trained policy, kinematics for a baseline."""
+    defaults to pixels for a trained policy, kinematics for a baseline; ``camera``: a run's (``camera_of``)."""
     obs = obs or ("pixels" if isinstance(policy_or_class, AgentPolicy) else "kinematics")
-    env = make_env(env_name, obs, config=config)
+    env = make_env(env_name, obs, config={**(config or {}), **(camera or {})})
     policy = policy_or_class if isinstance(policy_or_class, AgentPolicy) else policy_or_class(env, seed=EVAL_SEED)
     summary = summarize(evaluate(env, policy, episodes, EVAL_SEED))
     env.close()
@@ -96,15 +105,15 @@ def judge(policy_or_class, episodes: int, config: dict | None = None, env_name: 
 
 def recipe_curve(run: Path, episodes: int) -> list[dict]:
     rounds = json.loads((run / "student" / "rounds.json").read_text())
-    curve = []
+    curve, camera = [], camera_of(run)
     for record in rounds:
         checkpoint = run / "student" / f"round_{record['round']:02d}.zip"
-        point = judge(policy_of(run, "ppo", checkpoint), episodes)
+        point = judge(policy_of(run, "ppo", checkpoint), episodes, camera=camera)
         curve.append({**point, "minutes": record["seconds_total"] / 60, "env_steps": record["env_steps"]})
     refit = run / "student" / "refit.json"
     if refit.is_file():  # recipe.refit: the fresh ensemble after the last round, on the same data
         record = json.loads(refit.read_text())
-        point = judge(policy_of(run, "ppo", run / "student" / "refit.zip"), episodes)
+        point = judge(policy_of(run, "ppo", run / "student" / "refit.zip"), episodes, camera=camera)
         curve.append({**point, "minutes": record["seconds_total"] / 60, "env_steps": rounds[-1]["env_steps"]})
     return curve
 
@@ -223,7 +232,11 @@ def main() -> None:
         rounds = json.loads((run / "student" / "rounds.json").read_text())
         policy = policy_of(run, "ppo")
         entry = {"run": str(run), "minutes": elapsed / 60, "env_steps": rounds[-1]["env_steps"]}  # the whole command
-        entry.update(default=judge(policy, args.episodes), dense=judge(policy, dense_episodes, DENSE))
+        camera = camera_of(run)
+        entry.update(
+            default=judge(policy, args.episodes, camera=camera),
+            dense=judge(policy, dense_episodes, DENSE, camera=camera),
+        )
         record("driver recipe", entry, recipe_curve(run, args.curve_episodes))
 
     if args.reuse_anchors is not None:

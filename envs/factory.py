@@ -14,6 +14,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 from drive.envs.scenarios import (
     BACKENDS,
     BATCHED_SCENARIOS,
+    CAMERA_KEYS,
     ENVPOOL_OBS,
     ENVPOOL_PIXELS_SCENARIOS,
     ENVPOOL_SCENARIOS,
@@ -29,7 +30,8 @@ VEC_ENV_CLASSES = {"dummy": DummyVecEnv, "subproc": SubprocVecEnv}
 def highway_config(scenario: str, obs: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """The config dict handed to highway-env: the preset's observation plus user overrides.
 
-    Unknown keys are refused: highway-env's ``configure`` would silently accept them.
+    Unknown keys are refused: highway-env's ``configure`` would silently accept them. ``observation`` may only
+    move the pixels preset's camera (``CAMERA_KEYS``).
     """
     check_choice("env", scenario, SCENARIOS)
     check_choice("observation preset", obs, OBS_PRESETS)
@@ -42,10 +44,55 @@ def highway_config(scenario: str, obs: str, overrides: dict[str, Any] | None = N
     for key, value in (overrides or {}).items():
         if key not in defaults:
             raise DriveError(f"unknown {scenario} env config key {key!r}; valid: {', '.join(sorted(defaults))}")
-        if key in ("observation", "action"):
+        if key == "observation" and obs == "pixels":
+            config["observation"] = {**config["observation"], **check_camera(value)}
+        elif key == "observation":
+            raise DriveError(
+                f"env config key 'observation' is set by the {obs} preset; choose --obs instead (with --obs pixels it"
+                f" may set the camera: {', '.join(CAMERA_KEYS)})"
+            )
+        elif key == "action":
             raise DriveError(f"env config key {key!r} is set by the preset; choose --obs instead")
-        config[key] = check_config_value(key, value, defaults[key])
+        else:
+            config[key] = check_config_value(key, value, defaults[key])
     return config
+
+
+def check_camera(camera: Any) -> dict[str, Any]:
+    """The pixels preset's camera keys a user set, each checked: a frame of at least 16 x 16 px (the encoders
+    halve it three times), a scale above 0 px/m, the ego's place as two fractions of the frame."""
+    if not isinstance(camera, dict) or not set(camera) <= set(CAMERA_KEYS):
+        got = sorted(camera) if isinstance(camera, dict) else camera
+        raise DriveError(
+            f"env config key 'observation' takes the pixels camera only, got {got!r}; valid keys: "
+            f"{', '.join(CAMERA_KEYS)}"
+        )
+    checks = {
+        "observation_shape": (lambda v: _pair(v, int) and min(v) >= 16, "two integers of at least 16, [W, H]"),
+        "scaling": (lambda v: _number(v) and v > 0, "a number of pixels per metre above 0"),
+        "centering_position": (
+            lambda v: _pair(v, int | float) and all(0 <= c <= 1 for c in v),
+            "two numbers from 0 to 1, [along, across]",
+        ),
+    }
+    for key, value in camera.items():
+        valid, allowed = checks[key]
+        if not valid(value):
+            raise DriveError(f"env config key 'observation.{key}' must be {allowed}, got {value!r}")
+    # GrayscaleObservation adds the shape to a tuple; a config read back from YAML or JSON holds lists.
+    return {k: tuple(v) if k == "observation_shape" else v for k, v in camera.items()}
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _pair(value: Any, kind: type) -> bool:
+    return (
+        isinstance(value, list | tuple)
+        and len(value) == 2
+        and all(isinstance(v, kind) and not isinstance(v, bool) for v in value)
+    )
 
 
 # highway-env config keys that must be positive (or, for counts of other vehicles, at least 0): highway-env
@@ -157,8 +204,9 @@ def make_envpool_vec_env(
     from drive.envs.envpool_vec import EnvPoolVecEnv, envpool_kwargs, import_envpool
 
     highway_keys = _env_class(SCENARIOS[scenario].highway_id).default_config()
-    kwargs = envpool_kwargs(scenario, overrides, highway_keys, import_envpool())
-    pixels = SCENARIOS[scenario].observation_config(obs) if obs == "pixels" else None
+    others = {k: v for k, v in (overrides or {}).items() if k != "observation"}  # the camera goes in `pixels`
+    kwargs = envpool_kwargs(scenario, others, highway_keys, import_envpool())
+    pixels = highway_config(scenario, obs, overrides)["observation"] if obs == "pixels" else None
     if (warning := caveat(scenario)) is not None:
         warnings.warn(EngineWarning(warning), stacklevel=3)
     return EnvPoolVecEnv(scenario, n_envs, kwargs, seed=seed, render_mode=render_mode, pixels=pixels)

@@ -34,6 +34,10 @@ PIXELS = {
     "scaling": 1.75,  # pixels per metre
 }
 KINEMATICS = {"type": "Kinematics"}
+# The pixels preset's camera, which `env.config.observation` may change (the rest is the preset): the frame's size,
+# its scale, and where the ego sits in it. At the preset's 1.75 px/m with the ego at 0.3 the frame shows 51 m ahead,
+# less than a safe, fast driver needs (docs/driver.md, "the camera's reach").
+CAMERA_KEYS = ("observation_shape", "scaling", "centering_position")
 
 OBS_PRESETS = ("pixels", "kinematics")
 

@@ -194,6 +194,7 @@ def test_verbs_that_need_the_simulators_state_or_frames_refuse_envpool(args, mes
 
 PIXELS_WEIGHTS = [0.2989, 0.5870, 0.1140]
 TURNED = 2 * np.pi / 180  # highway-env draws a vehicle at its heading past this, else straight (graphics.py)
+LANE_LINE = 254  # the gray of the white lane lines in a pixels frame
 
 
 def _highway_env_gray(rgb):
@@ -310,6 +311,33 @@ def test_pixels_frames_are_highway_envs_for_the_same_vehicles():
     assert len(straight) >= 24 and len(turned) >= 12
     assert min(straight) == 1.0
     assert min(turned) >= 0.985 and np.mean(turned) >= 0.993
+
+
+def test_a_camera_in_the_env_config_draws_highway_envs_frame_but_for_the_dashes_phase():
+    """``env.config.observation`` moves the camera in EnvPool too: its size, scale and the ego's place. Measured:
+    EnvPool then draws the lane lines' dashes at another phase along the road than highway-env (2 to 4 px off; with
+    the preset's camera they coincide), all else pixel for pixel while the vehicles in view drive straight."""
+    camera = {"observation_shape": [224, 40], "centering_position": [0.15, 0.5]}  # 109 m ahead, 19 m behind
+    venv = make_venv("highway", "pixels", 8, backend="envpool", seed=0, config={"observation": camera})
+    config = venv.pool.config
+    assert (config["screen_width"], config["screen_height"], config["scaling"]) == (224, 40, 1.75)
+    assert (config["centering_position_x"], config["centering_position_y"]) == (0.15, 0.5)
+    reference = make_env("highway", "pixels", config={"observation": camera, "vehicles_count": 0}).unwrapped
+    reference.reset(seed=0)
+    obs, rng, compared = venv.reset(), np.random.default_rng(0), 0
+    assert obs.shape == (8, 4, 224, 40)
+    for _ in range(6):
+        for k, state in enumerate(venv.pool.debug_states(venv.pool.all_env_ids)):
+            ego_x = state.vehicles[0].x
+            if max(abs(v.heading) for v in state.vehicles if -25 < v.x - ego_x < 115) > TURNED:
+                continue
+            ours, ref = obs[k, -1], _highway_env_frame(reference, state)
+            lines = ours == LANE_LINE
+            assert np.array_equal(lines.any(axis=0), (ref == LANE_LINE).any(axis=0))  # the same lines
+            assert np.array_equal(ours[~lines & (ref != LANE_LINE)], ref[~lines & (ref != LANE_LINE)])
+            compared += 1
+        obs, *_ = venv.step(rng.integers(0, 5, 8))
+    assert compared >= 12
 
 
 def test_sb3_ppo_with_our_compact_encoder_learns_on_envpool_pixels():

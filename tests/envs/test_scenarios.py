@@ -4,6 +4,8 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 from drive.envs import OBS_PRESETS, SCENARIOS, env_id, make_env, make_venv
+from drive.envs.factory import highway_config
+from drive.envs.scenarios import PIXELS
 from drive.errors import DriveError
 
 ALL = [(s, o) for s in SCENARIOS for o in OBS_PRESETS]
@@ -62,6 +64,21 @@ def test_env_config_overrides_reach_highway_env():
     assert len(env.unwrapped.road.vehicles) == 4
 
 
+def test_a_camera_in_the_env_config_moves_the_pixels_preset_and_keeps_the_rest():
+    camera = {"observation_shape": [224, 40], "centering_position": [0.15, 0.5]}
+    config = highway_config("highway", "pixels", {"observation": camera})
+    assert config["observation"] == {**PIXELS, "observation_shape": (224, 40), "centering_position": [0.15, 0.5]}
+    env = make_env("highway", "pixels", config={"observation": camera})
+    obs, _ = env.reset(seed=0)
+    assert env.observation_space.shape == obs.shape == (4, 224, 40)
+    viewer = env.unwrapped.observation_type.viewer
+    assert (viewer.config["scaling"], viewer.config["centering_position"]) == (1.75, [0.15, 0.5])
+    for _ in range(5):  # to the far right lane: both road edges and the two lane lines still in view, 7 px apart
+        obs, *_ = env.step(2)
+    assert env.unwrapped.vehicle.lane_index[2] == 2
+    assert np.flatnonzero((obs[-1] == 254).any(axis=0)).tolist() == [2, 9, 16, 23]
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
@@ -70,6 +87,26 @@ def test_env_config_overrides_reach_highway_env():
         ({"scenario": "highway", "config": {"lanes": 3}}, "unknown highway env config key 'lanes'; valid: action"),
         ({"scenario": "highway", "backend": "gpu"}, "unknown backend 'gpu'; valid: highway-env"),
         ({"scenario": "highway", "n_envs": 0}, "n_envs must be at least 1, got 0"),
+        (
+            {"scenario": "highway", "config": {"observation": {"type": "Kinematics"}}},
+            "env config key 'observation' takes the pixels camera only, got ['type']; valid keys: observation_shape,",
+        ),
+        (
+            {"scenario": "highway", "obs": "kinematics", "config": {"observation": {"scaling": 1.0}}},
+            "env config key 'observation' is set by the kinematics preset; choose --obs instead (with --obs pixels it",
+        ),
+        (
+            {"scenario": "highway", "config": {"observation": {"observation_shape": [224, 8]}}},
+            "env config key 'observation.observation_shape' must be two integers of at least 16, [W, H], got [224, 8]",
+        ),
+        (
+            {"scenario": "highway", "config": {"observation": {"scaling": 0}}},
+            "env config key 'observation.scaling' must be a number of pixels per metre above 0, got 0",
+        ),
+        (
+            {"scenario": "highway", "config": {"observation": {"centering_position": [0.15, 1.5]}}},
+            "env config key 'observation.centering_position' must be two numbers from 0 to 1, [along, across], got",
+        ),
     ],
 )
 def test_bad_env_requests_name_the_value_and_the_choices(kwargs, message):

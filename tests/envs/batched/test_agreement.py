@@ -84,6 +84,24 @@ def test_frames_follow_the_env_configs_scaling_and_centering():
     assert straight.sum() >= 10 and np.array_equal(ours[straight], ref[straight])
 
 
+def test_frames_follow_a_camera_set_in_the_env_config():
+    """``env.config.observation`` moves the pixels preset's camera (a longer frame, the ego near its back edge):
+    highway-env and the batched simulator draw the same pixels."""
+    from drive.envs.factory import highway_config
+
+    camera = {"observation_shape": [224, 40], "centering_position": [0.15, 0.5]}
+    observation = highway_config("highway", "pixels", {"observation": camera})["observation"]
+    transitions = collect_transitions("highway-fast", 2, observation=observation)
+    sim = BatchedHighway(
+        len(transitions), "highway-fast", config={"observation": observation}, dtype=torch.float64, compile=False
+    )
+    ours = sim.observer.draw(stack_snapshots([t[2] for t in transitions], dtype=torch.float64)).numpy()
+    ref = np.stack([t[4][-1] for t in transitions])
+    assert ours.shape == ref.shape == (len(transitions), 224, 40)
+    straight = np.array([np.all(np.abs(t[2]["heading"]) <= np.deg2rad(2)) for t in transitions])
+    assert straight.sum() >= 10 and np.array_equal(ours[straight], ref[straight])
+
+
 def test_colour_view_matches_highway_env_render():
     """``drive watch --backend batched`` draws our state as highway-env's viewer draws its own."""
     import gymnasium as gym
