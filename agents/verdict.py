@@ -22,8 +22,9 @@ ROWS = (
 def idm_summary(config, episodes: int) -> dict | None:
     """IDM/MOBIL on the evaluation seeds the agent was judged on (None where it cannot drive the scenario:
     ``IDMPolicy`` refuses continuous actions)."""
-    # IDM reads the road, not the observation: the cheap kinematics preset will do.
-    with closing(make_env(config.env.name, "kinematics", config=config.env.config)) as env:
+    # IDM reads the road, not the observation: the cheap kinematics preset will do, without the pixels camera.
+    road = {key: value for key, value in config.env.config.items() if key != "observation"}
+    with closing(make_env(config.env.name, "kinematics", config=road)) as env:
         try:
             idm = IDMPolicy(env)
         except DriveError:

@@ -62,3 +62,15 @@ def test_idm_refuses_continuous_scenarios():
     env = make_env("parking", "kinematics")
     with pytest.raises(DriveError, match="policy 'idm' needs highway-env's DiscreteMetaAction; valid envs: highway"):
         IDMPolicy(env)
+
+
+def test_the_idm_verdict_of_a_run_with_its_own_camera_drives_that_runs_road():
+    """IDM reads the road through the kinematics preset: a pixels run's camera is left out, its traffic kept."""
+    from drive.agents.verdict import idm_summary
+    from drive.config import resolve
+
+    camera = ["env.config.observation.observation_shape=[224,40]", "env.config.observation.scaling=1.5"]
+    config = resolve("highway", "ppo", "pixels", sets=[*camera, "env.config.duration=2"])
+    summary = idm_summary(config, 2)
+    assert summary["episodes"] == 2
+    assert summary["mean_return"] <= 2  # two steps of at most 1 each: the run's duration, not highway's 30
