@@ -9,7 +9,8 @@ runs/highway-driver-<timestamp>/
   student/rounds.json    # one record per finished round: data, fit, driving, wall-clock, env steps, and (select:
                          # best) "alone", the student driving alone on validation traffic
   student/refit.zip      # (recipe.refit) the fresh ensemble fitted on all the rounds' data, with refit.json
-  student/chosen.json    # (select: best) the round (or the refit) whose student became model.zip
+  student/chosen.json    # (select: best) the round (or the refit) whose student became model.zip; (select: vote)
+                         # the students of the committee that became model.zip, and how it drove alone
   tb/                    # dagger/*, student/* (driving on the batched simulator), eval/* (highway-env)
   model.zip  metrics.json
 ```
@@ -31,6 +32,7 @@ from tqdm.auto import tqdm
 
 from drive.agents.algos import apply_freeze, build_model
 from drive.agents.callbacks import EVAL_SEED
+from drive.agents.committee import committee
 from drive.agents.dagger import Dataset, GapHead, collect, drive_alone, fit
 from drive.agents.evaluation import evaluate, records_as_dicts, summarize
 from drive.agents.planner import Planner
@@ -136,7 +138,7 @@ def _run(config: RunConfig, run: Path, venv, model, dataset: Dataset, rounds: li
     student, n_envs = config.recipe.student, venv.num_envs
     teacher = Planner(venv.sim, config.recipe.teacher)
     gap_head = _gap_head(config, run, model)
-    validation = _make_venv(config) if student.select == "best" else None
+    validation = _make_venv(config) if student.select in ("best", "vote") else None
     logger = run_logger(run / "tb")
     (run / "student").mkdir(exist_ok=True)
     total = student.rounds * student.steps_per_round * n_envs
@@ -152,7 +154,10 @@ def _run(config: RunConfig, run: Path, venv, model, dataset: Dataset, rounds: li
                 _log_round(logger, record)
                 bar.set_postfix(round=k, agree=f"{record['fit']['agreement']:.2f}")
         refit = _refit_stage(config, run, venv, dataset, validation, rounds, logger, progress)
-        model = _chosen_student(config, run, model, rounds, refit)
+        if student.select == "vote":
+            model = _vote(config, run, venv, validation, rounds, refit)
+        else:
+            model = _chosen_student(config, run, model, rounds, refit)
         model.save(run / "model.zip")
         _final_evaluation(config, run, model, logger, rounds, refit)
     except KeyboardInterrupt:
@@ -201,6 +206,20 @@ def _chosen_student(config: RunConfig, run: Path, model, rounds: list[dict], ref
     name, _, path = max(stages, key=lambda stage: stage[1].get("mean_return", float("-inf")))
     (run / "student" / "chosen.json").write_text(json.dumps({**name, "by": "alone/mean_return"}) + "\n")
     return load_model(path, "ppo", device=config.train.device)
+
+
+def _vote(config: RunConfig, run: Path, venv, validation, rounds: list[dict], refit: dict | None):
+    """``select: vote``: the committee of the last ``vote_rounds`` rounds' students and the refit's (if any), one
+    policy acting on their summed logits; ``chosen.json`` names its students and how it drove alone on the
+    validation traffic."""
+    first = len(rounds) - config.recipe.student.vote_rounds
+    names = [f"round_{k:02d}" for k in range(first, len(rounds))] + (["refit"] if refit is not None else [])
+    paths = [_round_model(run, k) for k in range(first, len(rounds))] + ([_refit_model(run)] if refit else [])
+    students = [load_model(path, "ppo", device=config.train.device) for path in paths]
+    model = committee(students, config, venv, device=config.train.device)
+    alone = _validate(config, validation, model.policy)
+    _write_json(run / "student" / "chosen.json", {"vote": names, "alone": alone})
+    return model
 
 
 def _refit_model(run: Path) -> Path:

@@ -16,7 +16,7 @@ import torch
 
 from drive.agents.dagger import policy_logits
 from drive.agents.evaluation import evaluate_batched, summarize
-from drive.agents.policies import load_model
+from drive.agents.policies import load_model, policy_source
 from drive.envs import make_venv
 
 
@@ -27,7 +27,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=500_000)
     args = parser.parse_args()
     models = [load_model(path, "ppo", device="cpu") for path in args.checkpoints]
-    venv = make_venv("highway", "pixels", args.episodes, backend="batched", device="cpu")
+    camera = policy_source(checkpoint=args.checkpoints[0], algo="ppo").env_config  # the first one's run's
+    venv = make_venv("highway", "pixels", args.episodes, backend="batched", device="cpu", config=camera)
 
     def act(obs):
         with torch.inference_mode():

@@ -105,7 +105,9 @@ class StudentConfig:
     temperature: float = 0.3  # soft: the target is softmax(values / it); regret: logits regress -regret / it
     shift: int = 0  # DrQ random shift of up to this many pixels on every fitted batch (0: none)
     shift_lateral: bool = True  # the shift also moves the scene across the lanes, not only along the road
-    select: str = "last"  # model.zip: the last round's student, or the best one driving alone on validation traffic
+    select: str = "last"  # model.zip: the last round's student, or the best one driving alone on validation traffic,
+    # or (vote) a committee of the last vote_rounds rounds' students and the refit's, acting on their summed logits
+    vote_rounds: int = 2
     # weight of an auxiliary loss: the student's features regress the simulator's lane gaps (distances and closing
     # speeds ahead and behind, drive.perception.truth.lane_gaps) beside the imitation loss; 0: none
     gap_weight: float = 0.0
@@ -416,7 +418,8 @@ def validate_recipe(config: RunConfig) -> None:
         raise DriveError(f"recipe.teacher.commit must be between 1 and the horizon, got {recipe.teacher.commit}")
     if not recipe.teacher.continuations:
         raise DriveError(f"recipe.teacher.continuations must name at least one of {', '.join(ACTION_NAMES)}")
-    check_choice("recipe.student.select", recipe.student.select, ("last", "best"))
+    check_choice("recipe.student.select", recipe.student.select, ("last", "best", "vote"))
+    _check_vote(config)
     check_choice("recipe.student.loss", recipe.student.loss, ("set", "soft", "regret"))
     check_choice("recipe.student.precision", recipe.student.precision, ("float32", "bfloat16"))
     if recipe.student.temperature <= 0:
@@ -431,6 +434,24 @@ def validate_recipe(config: RunConfig) -> None:
     ):
         if not 0 <= value <= 1:
             raise DriveError(f"{key} must be between 0 and 1, got {value}")
+
+
+def _check_vote(config: RunConfig) -> None:
+    """``select: vote`` needs rounds to vote and at least two students (rounds, or a round and the refit)."""
+    recipe = config.recipe
+    if recipe.student.select != "vote":
+        return
+    voters = recipe.student.vote_rounds
+    if not 1 <= voters <= recipe.student.rounds:
+        raise DriveError(
+            f"recipe.student.vote_rounds must be between 1 and recipe.student.rounds ({recipe.student.rounds}),"
+            f" got {voters}"
+        )
+    if voters + (recipe.refit.members > 0) < 2:
+        raise DriveError(
+            "recipe.student.select=vote needs two students or more: vote_rounds at least 2, or a refit"
+            " (recipe.refit.members)"
+        )
 
 
 def _check_split(config: RunConfig) -> None:

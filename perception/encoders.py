@@ -126,16 +126,19 @@ class EncoderEnsemble(BaseFeaturesExtractor):
         members: int = 3,
         encoder: str = "compact",
         hidden: tuple[int, ...] = (256,),
+        activations: tuple[str, ...] = (),
     ):
         width = hidden[-1] if hidden else features_dim
         super().__init__(observation_space, members * width)
         self.width = width
+        # each member's MLP activation (ReLU unless told): a committee of single students keeps their SB3 Tanh
+        self.activations = tuple(activations) or ("relu",) * members
         self.trunks = nn.ModuleList()
-        for _ in range(members):
+        for k in range(members):
             layers: list[nn.Module] = [ENCODERS[encoder](observation_space, features_dim)]
             n_in = features_dim
             for n_out in hidden:
-                layers += [nn.Linear(n_in, n_out), nn.ReLU()]
+                layers += [nn.Linear(n_in, n_out), ACTIVATIONS[self.activations[k]]()]
                 n_in = n_out
             self.trunks.append(nn.Sequential(*layers))
 
@@ -150,6 +153,8 @@ def member_logits(features: th.Tensor, head: nn.Linear, members: int) -> th.Tens
     weights = head.weight.reshape(actions, members, -1)
     return th.einsum("bkd,akd->kba", per_member, weights) + head.bias / members
 
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh}
 
 ENCODERS: dict[str, type[FrameEncoder]] = {
     "nature": NatureEncoder,

@@ -2,9 +2,13 @@
 
 import json
 
+import numpy as np
 import pytest
+import torch
 import yaml
+from stable_baselines3 import PPO
 
+from drive.agents.recipe import read_round_data
 from drive.cli import main
 from tests.cli.test_cli import _sets
 
@@ -48,8 +52,6 @@ def test_the_recipe_writes_every_stage_and_a_final_model(recipe_run):
 
 
 def test_the_recipe_keeps_the_round_that_drove_best_alone_on_validation_traffic(tmp_path):
-    import torch
-    from stable_baselines3 import PPO
 
     runs = tmp_path / "runs"
     sets = [*TINY_RECIPE, "recipe.student.rounds=3", "recipe.student.select=best"]
@@ -78,7 +80,6 @@ def refit_run(tmp_path_factory):
 
 
 def test_the_refit_fits_a_fresh_ensemble_on_every_rounds_data(refit_run):
-    from stable_baselines3 import PPO
 
     refit = json.loads((refit_run / "student" / "refit.json").read_text())
     rounds = json.loads((refit_run / "student" / "rounds.json").read_text())
@@ -91,8 +92,6 @@ def test_the_refit_fits_a_fresh_ensemble_on_every_rounds_data(refit_run):
 
 
 def test_select_best_weighs_the_refit_beside_the_rounds(refit_run):
-    import torch
-    from stable_baselines3 import PPO
 
     rounds = json.loads((refit_run / "student" / "rounds.json").read_text())
     refit = json.loads((refit_run / "student" / "refit.json").read_text())
@@ -104,9 +103,29 @@ def test_select_best_weighs_the_refit_beside_the_rounds(refit_run):
     assert all(torch.equal(final[k], v) for k, v in PPO.load(refit_run / "student" / kept).policy.state_dict().items())
 
 
+def _logits(model, frames):
+    """The policy's action logits before the softmax."""
+    policy = model.policy
+    with torch.no_grad():
+        features = policy.extract_features(frames, policy.pi_features_extractor)
+        return policy.action_net(policy.mlp_extractor.forward_actor(features))
+
+
+def test_select_vote_keeps_a_committee_whose_logits_are_its_students_sum(tmp_path):
+    sets = [*TINY_RECIPE, *REFIT, "recipe.student.select=vote", "recipe.student.vote_rounds=2"]
+    assert main(["train-agent", "--recipe", "driver", "--runs-dir", str(tmp_path), "-q", *_sets(sets)]) == 0
+    (run,) = tmp_path.iterdir()
+    chosen = json.loads((run / "student" / "chosen.json").read_text())
+    assert chosen["vote"] == ["round_00", "round_01", "refit"] and chosen["alone"]["episodes"] >= 4
+    final = PPO.load(run / "model.zip")
+    assert len(final.policy.features_extractor.trunks) == 4  # two single students and the refit's two members
+    frames = torch.as_tensor(np.stack([read_round_data(run, k)[0][:6] for k in range(2)]).reshape(12, 4, 128, 64))
+    students = [PPO.load(run / "student" / f"{name}.zip") for name in chosen["vote"]]
+    assert torch.allclose(_logits(final, frames), sum(_logits(s, frames) for s in students), atol=1e-5)
+    assert json.loads((run / "metrics.json").read_text())["summary"]["episodes"] == 1
+
+
 def test_select_last_keeps_the_refit_the_last_stage(tmp_path):
-    import torch
-    from stable_baselines3 import PPO
 
     runs = tmp_path / "runs"
     sets = [*TINY_RECIPE, *REFIT, "recipe.student.rounds=1", "recipe.student.select=last"]
@@ -198,7 +217,15 @@ def test_a_finished_recipe_run_is_not_resumed(recipe_run, capsys):
         (["--recipe", "driver", "--set", "recipe.student.temperature=0"], "temperature must be above 0, got 0.0"),
         (["--recipe", "driver", "--set", "recipe.student.noise=2"], "noise must be between 0 and 1, got 2.0"),
         (["--recipe", "driver", "--set", "recipe.teacher.lane_change_cost=-1"], "lane_change_cost must be at least 0"),
-        (["--recipe", "driver", "--set", "recipe.student.select=first"], "valid: last, best"),
+        (["--recipe", "driver", "--set", "recipe.student.select=first"], "valid: last, best, vote"),
+        (
+            ["--recipe", "driver", "--set", "recipe.student.select=vote", "--set", "recipe.student.vote_rounds=6"],
+            "recipe.student.vote_rounds must be between 1 and recipe.student.rounds (5), got 6",
+        ),
+        (
+            ["--recipe", "driver", "--set", "recipe.student.select=vote", "--set", "recipe.student.vote_rounds=1"],
+            "recipe.student.select=vote needs two students or more: vote_rounds at least 2, or a refit",
+        ),
         (["--recipe", "driver", "--set", "recipe.teacher.commit=0"], "recipe.teacher.commit must be between 1"),
         (["--recipe", "driver", "--set", "recipe.student.tolerance=-1"], "recipe.student.tolerance must be at least 0"),
         (["--set", "recipe.student.rounds=3"], "recipe.* keys need a recipe: give --recipe NAME (valid: driver)"),
