@@ -212,9 +212,9 @@ def _vote(config: RunConfig, run: Path, venv, validation, rounds: list[dict], re
     """``select: vote``: the committee of the last ``vote_rounds`` rounds' students and the refit's (if any), one
     policy acting on their summed logits; ``chosen.json`` names its students and how it drove alone on the
     validation traffic."""
-    first = len(rounds) - config.recipe.student.vote_rounds
-    names = [f"round_{k:02d}" for k in range(first, len(rounds))] + (["refit"] if refit is not None else [])
-    paths = [_round_model(run, k) for k in range(first, len(rounds))] + ([_refit_model(run)] if refit else [])
+    voters = range(len(rounds) - config.recipe.student.vote_rounds, len(rounds))
+    names = [f"round_{k:02d}" for k in voters] + (["refit"] if refit is not None else [])
+    paths = [_round_model(run, k) for k in voters] + ([_refit_model(run)] if refit is not None else [])
     students = [load_model(path, "ppo", device=config.train.device) for path in paths]
     model = committee(students, config, venv, device=config.train.device)
     alone = _validate(config, validation, model.policy)
