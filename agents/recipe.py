@@ -204,7 +204,7 @@ def _chosen_student(config: RunConfig, run: Path, model, rounds: list[dict], ref
     if config.recipe.student.select == "last" or not all(alone for _, alone, _ in stages):
         return model if refit is None else load_model(_refit_model(run), "ppo", device=config.train.device)
     name, _, path = max(stages, key=lambda stage: stage[1].get("mean_return", float("-inf")))
-    (run / "student" / "chosen.json").write_text(json.dumps({**name, "by": "alone/mean_return"}) + "\n")
+    _write_json(run / "student" / "chosen.json", {**name, "by": "alone/mean_return"})
     return load_model(path, "ppo", device=config.train.device)
 
 

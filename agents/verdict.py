@@ -10,6 +10,7 @@ from drive.agents.callbacks import EVAL_SEED
 from drive.agents.evaluation import evaluate, summarize
 from drive.agents.run_logger import log_reference
 from drive.envs import make_env
+from drive.envs.factory import without_camera
 from drive.errors import DriveError
 
 ROWS = (
@@ -23,8 +24,7 @@ def idm_summary(config, episodes: int) -> dict | None:
     """IDM/MOBIL on the evaluation seeds the agent was judged on (None where it cannot drive the scenario:
     ``IDMPolicy`` refuses continuous actions)."""
     # IDM reads the road, not the observation: the cheap kinematics preset will do, without the pixels camera.
-    road = {key: value for key, value in config.env.config.items() if key != "observation"}
-    with closing(make_env(config.env.name, "kinematics", config=road)) as env:
+    with closing(make_env(config.env.name, "kinematics", config=without_camera(config.env.config))) as env:
         try:
             idm = IDMPolicy(env)
         except DriveError:

@@ -19,8 +19,7 @@ import numpy as np
 
 from drive.agents.policies import load_model, policy_source
 from drive.envs import make_venv
-
-ACTIONS = ("LANE_LEFT", "IDLE", "LANE_RIGHT", "FASTER", "SLOWER")
+from drive.envs.batched.constants import ACTION_NAMES
 
 
 def crashes(checkpoint: str, episodes: int, seed: int) -> list[dict]:
@@ -30,7 +29,7 @@ def crashes(checkpoint: str, episodes: int, seed: int) -> list[dict]:
     obs, finished, history, found = venv.reset(), np.zeros(episodes, bool), [], []
     while not finished.all():
         state = venv.sim.state
-        before = state.position[:, :, :].clone(), state.speed.clone(), state.lane[:, 0].clone()
+        before = state.position.clone(), state.speed.clone(), state.lane[:, 0].clone()
         actions, _ = model.predict(obs, deterministic=True)
         history.append(actions)
         obs, _, dones, infos = venv.step(actions)
@@ -49,7 +48,7 @@ def _describe(i: int, before, history: list[np.ndarray]) -> dict:
     kind = "same lane" if abs(across) < 2 else "beside" if abs(across) < 6 and abs(ahead) < 6 else "other"
     return {
         "step": len(history) - 1,
-        "last_actions": [ACTIONS[int(h[i])] for h in history[-3:]],
+        "last_actions": [ACTION_NAMES[int(h[i])] for h in history[-3:]],
         "speed": float(speed[i, 0]),
         "lane": int(lane[i]),
         "other_ahead": ahead,

@@ -83,6 +83,12 @@ def check_camera(camera: Any) -> dict[str, Any]:
     return {k: tuple(v) if k == "observation_shape" else v for k, v in camera.items()}
 
 
+def without_camera(overrides: dict[str, Any] | None) -> dict[str, Any]:
+    """The user's env config keys but the pixels camera (``observation``): the road and traffic alone, for an env
+    that draws no pixels or takes its camera elsewhere."""
+    return {key: value for key, value in (overrides or {}).items() if key != "observation"}
+
+
 def _number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
@@ -204,8 +210,8 @@ def make_envpool_vec_env(
     from drive.envs.envpool_vec import EnvPoolVecEnv, envpool_kwargs, import_envpool
 
     highway_keys = _env_class(SCENARIOS[scenario].highway_id).default_config()
-    others = {k: v for k, v in (overrides or {}).items() if k != "observation"}  # the camera goes in `pixels`
-    kwargs = envpool_kwargs(scenario, others, highway_keys, import_envpool())
+    # the camera goes in `pixels`, the render settings
+    kwargs = envpool_kwargs(scenario, without_camera(overrides), highway_keys, import_envpool())
     pixels = highway_config(scenario, obs, overrides)["observation"] if obs == "pixels" else None
     if (warning := caveat(scenario)) is not None:
         warnings.warn(EngineWarning(warning), stacklevel=3)
