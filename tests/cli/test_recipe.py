@@ -16,6 +16,7 @@ TINY_RECIPE = [
     "env.n_envs=4",
     "env.config.duration=5",
     "recipe.student.rounds=2",
+    "recipe.student.vote_rounds=2",
     "recipe.student.steps_per_round=3",
     "recipe.student.updates_per_round=2",
     "recipe.student.batch_size=8",
@@ -119,7 +120,7 @@ def test_select_vote_keeps_a_committee_whose_logits_are_its_students_sum(tmp_pat
     assert chosen["vote"] == ["round_00", "round_01", "refit"] and chosen["alone"]["episodes"] >= 4
     final = PPO.load(run / "model.zip")
     assert len(final.policy.features_extractor.trunks) == 4  # two single students and the refit's two members
-    frames = torch.as_tensor(np.stack([read_round_data(run, k)[0][:6] for k in range(2)]).reshape(12, 4, 128, 64))
+    frames = torch.as_tensor(np.concatenate([read_round_data(run, k)[0][:6] for k in range(2)]))
     students = [PPO.load(run / "student" / f"{name}.zip") for name in chosen["vote"]]
     assert torch.allclose(_logits(final, frames), sum(_logits(s, frames) for s in students), atol=1e-5)
     assert json.loads((run / "metrics.json").read_text())["summary"]["episodes"] == 1
@@ -156,7 +157,7 @@ def test_a_resumed_run_keeps_a_finished_refit_and_redoes_a_stopped_one(refit_run
 
 def test_the_recipe_prints_its_verdict_beside_the_idm_driver(tmp_path, capsys):
     runs = tmp_path / "runs"
-    sets = [*TINY_RECIPE, "recipe.student.rounds=1"]
+    sets = [*TINY_RECIPE, "recipe.student.rounds=1", "recipe.student.select=last"]
     assert main(["train-agent", "--recipe", "driver", "--runs-dir", str(runs), "-q", *_sets(sets)]) == 0
     out = capsys.readouterr().out
     assert "IDM driver" in out and "crash rate" in out and "speed" in out
@@ -219,8 +220,8 @@ def test_a_finished_recipe_run_is_not_resumed(recipe_run, capsys):
         (["--recipe", "driver", "--set", "recipe.teacher.lane_change_cost=-1"], "lane_change_cost must be at least 0"),
         (["--recipe", "driver", "--set", "recipe.student.select=first"], "valid: last, best, vote"),
         (
-            ["--recipe", "driver", "--set", "recipe.student.select=vote", "--set", "recipe.student.vote_rounds=6"],
-            "recipe.student.vote_rounds must be between 1 and recipe.student.rounds (5), got 6",
+            ["--recipe", "driver", "--set", "recipe.student.select=vote", "--set", "recipe.student.vote_rounds=8"],
+            "recipe.student.vote_rounds must be between 1 and recipe.student.rounds (7), got 8",
         ),
         (
             ["--recipe", "driver", "--set", "recipe.student.select=vote", "--set", "recipe.student.vote_rounds=1"],
