@@ -194,7 +194,7 @@ class EnvPoolVecEnv(OnePoolVecEnv):
         if self._pixels is not None:
             self._stack = np.zeros((self.num_envs, *self._pixels["shape"]), dtype=np.uint8)
         obs = self._observe(obs, info["env_id"], reset=True)
-        self.reset_infos = [self._step_info(info, k) for k in range(self.num_envs)]
+        self.reset_infos = [step_info(info, k) for k in range(self.num_envs)]
         self._stats = {
             name: np.zeros(self.num_envs) for name in ("return", "length", "speed", "distance", "lane_changes")
         }
@@ -214,7 +214,7 @@ class EnvPoolVecEnv(OnePoolVecEnv):
         obs = self._observe(obs, ids)
         self._accumulate(reward, info)
         done = terminated | truncated
-        infos = [self._step_info(info, k) for k in range(self.num_envs)]
+        infos = [step_info(info, k) for k in range(self.num_envs)]
         finished = np.flatnonzero(done).astype(np.int32)
         for k in finished:
             infos[k]["terminal_observation"] = _row(obs, k)
@@ -293,11 +293,6 @@ class EnvPoolVecEnv(OnePoolVecEnv):
             "lane_changes": int(stats["lane_changes"]),
         }
 
-    @staticmethod
-    def _step_info(info: dict, k: int) -> dict[str, Any]:
-        """highway-env's per-step keys EnvPool has (``speed``, ``crashed``, ``is_success``), as Python scalars."""
-        return {key: value[k].item() for key, value in info.items() if key not in INFO_SKIP}
-
     def close(self) -> None:
         self.pool.close()
 
@@ -305,6 +300,12 @@ class EnvPoolVecEnv(OnePoolVecEnv):
         if self.render_mode != "rgb_array":
             return [None] * self.num_envs
         return list(self.pool.render(self.pool.all_env_ids))
+
+
+def step_info(info: dict, k: int) -> dict[str, Any]:
+    """Env ``k``'s highway-env per-step keys that EnvPool has (``speed``, ``crashed``, ``is_success``), as Python
+    scalars."""
+    return {key: value[k].item() for key, value in info.items() if key not in INFO_SKIP}
 
 
 def grayscale(rgb: np.ndarray, weights) -> np.ndarray:
