@@ -7,7 +7,7 @@ runs/highway-driver-<timestamp>/
   student/round_<k>.zip  # the student after round k (a PPO model), with its data set data_<k>.npz
   student/gap_head.pt    # (gap_weight > 0) the auxiliary read-out of the lane gaps, after the last round
   student/rounds.json    # one record per finished round: data, fit, driving, wall-clock, env steps, and (select:
-                         # best) "alone", the student driving alone on validation traffic
+                         # best or vote) "alone", the student driving alone on validation traffic
   student/refit.zip      # (recipe.refit) the fresh ensemble fitted on all the rounds' data, with refit.json
   student/chosen.json    # (select: best) the round (or the refit) whose student became model.zip; (select: vote)
                          # the students of the committee that became model.zip, and how it drove alone

@@ -89,7 +89,7 @@ CASES = [
     " --set recipe.student.gap_weight=1",
     "train-agent --recipe driver --set recipe.refit.members=1",
     "train-agent --recipe driver --set recipe.refit.members=3 --set env.n_envs=2",
-    "train-agent --recipe driver --set recipe.student.select=vote --set recipe.student.vote_rounds=6",
+    "train-agent --recipe driver --set recipe.student.select=vote --set recipe.student.vote_rounds=8",
     "train-agent --recipe driver --set recipe.student.select=vote --set recipe.student.vote_rounds=1",
 ]
 

@@ -129,7 +129,7 @@ class RefitConfig:
     of the envs (as ``student.split``), with the student's loss and shift. The rounds' students only choose which
     states the data holds; members of new weights, each seeing its own states, make different mistakes."""
 
-    members: int = 0  # members of the fresh ensemble; 0: no refit (model.zip is a round's student)
+    members: int = 0  # members of the fresh ensemble; 0: no refit (model.zip is a round's student or their vote)
     updates: int = 1600  # gradient steps, each on a batch of batch_size from every member's share
     batch_size: int = 128  # per member
 

@@ -52,6 +52,15 @@ def test_the_recipe_writes_every_stage_and_a_final_model(recipe_run):
     assert metrics["timesteps"] == 24
 
 
+def test_the_default_driver_is_the_vote_of_the_last_rounds_seen_through_the_recipes_camera(recipe_run):
+    chosen = json.loads((recipe_run / "student" / "chosen.json").read_text())
+    assert chosen["vote"] == ["round_00", "round_01"]  # vote_rounds=2 of the tiny run's 2 rounds, no refit
+    policy = PPO.load(recipe_run / "model.zip").policy
+    assert len(policy.features_extractor.trunks) == 2
+    assert policy.observation_space.shape == (4, 224, 40)  # configs/recipes/driver.yaml's camera, (stack, W, H)
+    assert read_round_data(recipe_run, 0)[0].shape[1:] == (4, 224, 40)
+
+
 def test_the_recipe_keeps_the_round_that_drove_best_alone_on_validation_traffic(tmp_path):
 
     runs = tmp_path / "runs"
