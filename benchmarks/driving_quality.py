@@ -115,18 +115,12 @@ def recipe_curve(run: Path, episodes: int) -> list[dict]:
         record = json.loads(refit.read_text())
         point = judge(policy_of(run, "ppo", run / "student" / "refit.zip"), episodes, camera=camera)
         curve.append({**point, "minutes": record["seconds_total"] / 60, "env_steps": rounds[-1]["env_steps"]})
-    return curve + vote_point(run, episodes)
-
-
-def vote_point(run: Path, episodes: int) -> list[dict]:
-    """(select: vote) the committee that became ``model.zip``, at the end of the stages it votes over; else none."""
     chosen = run / "student" / "chosen.json"
-    if not chosen.is_file() or "vote" not in json.loads(chosen.read_text()):
-        return []
-    seconds = json.loads((run / "metrics.json").read_text())["train_seconds"]
-    rounds = json.loads((run / "student" / "rounds.json").read_text())
-    point = judge(policy_of(run, "ppo", run / "model.zip"), episodes, camera=camera_of(run))
-    return [{**point, "minutes": seconds / 60, "env_steps": rounds[-1]["env_steps"], "vote": True}]
+    if chosen.is_file() and "vote" in json.loads(chosen.read_text()):  # select: vote, model.zip is the committee
+        point = judge(policy_of(run, "ppo", run / "model.zip"), episodes, camera=camera)
+        last = curve[-1]  # assembled, not trained: it ends where the stages it votes over ended
+        curve.append({**point, "minutes": last["minutes"], "env_steps": last["env_steps"], "vote": True})
+    return curve
 
 
 def anchor_curve(run: Path, algo: str, started: float, episodes: int, points: int = 4) -> list[dict]:
