@@ -56,7 +56,9 @@ class BatchPolicy:
         return self.act_batch(obs)
 
     def action_values(self, obs) -> np.ndarray | None:
-        return self.agent.action_values(obs[:1]) if self.agent else None
+        if self.agent is None:
+            return None
+        return self.agent.action_values({k: v[:1] for k, v in obs.items()} if isinstance(obs, dict) else obs[:1])
 
 
 def load_model(checkpoint: str | Path, algo: str, device: str = "auto") -> BaseAlgorithm:

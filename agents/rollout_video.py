@@ -1,4 +1,5 @@
-"""Rollout videos for ``drive watch``: highway-env's colour render beside what the agent sees.
+"""Rollout videos for ``drive watch``: the engine's colour render beside what the agent sees (highway-env's view, our
+batched simulator's ``ColourView`` of its state, or EnvPool's own render).
 
 Each decision step becomes one frame: on top the colour render, below it the observation the policy
 was given (the stacked grayscale frames, oldest to newest, or the vehicle table as text), and a panel with
@@ -172,7 +173,7 @@ def record_batched_rollouts(sim, policy, episodes: int, progress: bool = False, 
     from drive.envs.batched.render import ColourView
 
     view, frames = ColourView(sim.config, sim.device), []
-    names = ["LANE_LEFT", "IDLE", "LANE_RIGHT", "FASTER", "SLOWER"]  # DiscreteMetaAction.ACTIONS_ALL
+    names = meta_action_names(5)  # highway's DiscreteMetaAction
 
     def add(obs, action, values):
         speed = float(sim.state.speed[0, 0])
@@ -194,6 +195,54 @@ def record_batched_rollouts(sim, policy, episodes: int, progress: bool = False, 
         add(obs, None, None)
         obs = sim.reset().cpu().numpy()
     return frames
+
+
+def record_envpool_rollouts(venv, policy, episodes: int, progress: bool = False, on_frame=None) -> list[np.ndarray]:
+    """As ``record_rollouts``, on env 0 of an ``EnvPoolVecEnv`` made with ``render_mode="rgb_array"``: EnvPool's
+    colour view above what the policy saw. A finished episode's final state comes from the step's
+    ``terminal_image`` and ``terminal_observation`` (the env has already started its next episode)."""
+    from tqdm.auto import tqdm
+
+    space, frames = venv.action_space, []
+    names = meta_action_names(space.n) if hasattr(space, "n") else []
+
+    def add(image, obs, speed, action, values):
+        frame = compose_frame(_enlarged(image), obs, len(frames), speed, action, values, names, policy.values_label)
+        frames.append(frame)
+        if on_frame is not None:
+            on_frame(frame)
+
+    obs, speed = venv.reset(), venv.reset_infos[0]["speed"]
+    for _ in tqdm(range(episodes), desc="watch", unit="episode", disable=not progress):
+        done = False
+        while not done:
+            action = np.asarray(policy(obs))
+            add(venv.get_images()[0], _first(obs), speed, action[0], policy.action_values(obs))
+            obs, _, dones, infos = venv.step(action)
+            done, speed = bool(dones[0]), infos[0]["speed"]
+        add(infos[0]["terminal_image"], infos[0]["terminal_observation"], speed, None, None)
+        speed = venv.reset_infos[0]["speed"]
+    return frames
+
+
+def _first(obs):
+    """Env 0's observation of a batch (parking's is a dict of arrays)."""
+    return {k: v[0] for k, v in obs.items()} if isinstance(obs, dict) else obs[0]
+
+
+def meta_action_names(n: int) -> list[str]:
+    """highway-env's DiscreteMetaAction names for its ``n`` actions: all five, or intersection's three speeds."""
+    from highway_env.envs.common.action import DiscreteMetaAction
+
+    table = {5: DiscreteMetaAction.ACTIONS_ALL, 3: DiscreteMetaAction.ACTIONS_LONGI}.get(n, {})
+    return [table[i] for i in sorted(table)]
+
+
+def _enlarged(image: np.ndarray, width: int = 600) -> np.ndarray:
+    """A colour view narrower than ``width`` (a pixels pool draws only its camera, e.g. 128 x 64 px) enlarged by a
+    whole factor, so that each of its pixels stays a sharp square."""
+    factor = -(-width // image.shape[1])
+    return np.repeat(np.repeat(image, factor, 0), factor, 1) if factor > 1 else image
 
 
 def watch_policy(
@@ -220,11 +269,8 @@ def watch_policy(
     from drive.errors import check_choice
 
     check_choice("backend", backend, BACKENDS)
-    if backend == "envpool":
-        raise DriveError(
-            "drive watch films a colour render beside the agent's view, and backend 'envpool' renders only its"
-            " pixels observation; valid: highway-env, batched"
-        )
+    if backend == "envpool" and policy == "idm":
+        raise DriveError("--policy idm reads the simulator's state, which EnvPool does not share; valid: random, a run")
     if episodes < 1 or fps <= 0:
         raise DriveError(f"--episodes must be at least 1 and --fps positive, got {episodes} and {fps}")
     if out is None and not live:
@@ -237,19 +283,25 @@ def watch_policy(
             source.env, source.obs, 1, seed=seed, backend="batched", config=source.env_config, device=device
         )
         actor, scenario_env = source.make_batch(venv, seed, device), None
+    elif backend == "envpool":
+        venv = make_venv(
+            source.env, source.obs, 1, seed=seed, backend="envpool", config=source.env_config, render_mode="rgb_array"
+        )
+        actor, scenario_env = source.make_batch(venv, seed, device), None
     else:
         scenario_env = make_env(source.env, source.obs, config=source.env_config, render_mode="rgb_array")
         actor = source.make(scenario_env, seed=seed, device=device)
     window = LiveWindow(fps) if live else None
     on_frame = window.show if window else None
     try:
-        if scenario_env is None:
+        if backend == "envpool":
+            frames = record_envpool_rollouts(venv, actor, episodes, progress, on_frame)
+        elif scenario_env is None:
             frames = record_batched_rollouts(venv.sim, actor, episodes, progress, on_frame)
         else:
             frames = record_rollouts(scenario_env, actor, episodes, seed, progress, on_frame)
     finally:
-        if scenario_env is not None:
-            scenario_env.close()
+        (venv if scenario_env is None else scenario_env).close()
         if window is not None:
             window.close()
     return write_video(Path(out), frames, fps) if out is not None else None

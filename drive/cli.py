@@ -65,8 +65,8 @@ Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
 Backend = Annotated[
     str,
     typer.Option(
-        help="Simulator: highway-env (the reference), batched (ours, highway only) or envpool (kinematics only; "
-        "the drive[envpool] extra)."
+        help="Simulator: highway-env (the reference), batched (ours, highway only) or envpool (all six scenarios, "
+        "pixels on highway; the drive[envpool] extra)."
     ),
 ]
 Seed = Annotated[
@@ -96,8 +96,8 @@ def train_agent(
     backend: Annotated[
         str | None,
         typer.Option(
-            help="highway-env (the reference), batched (ours, highway only) or envpool (kinematics; drive[envpool]); "
-            "default: the preset's."
+            help="highway-env (the reference), batched (ours, highway only) or envpool (pixels on highway only; "
+            "drive[envpool]); default: the preset's."
         ),
     ] = None,
     n_envs: Annotated[int | None, typer.Option(help="Parallel envs (default: the algorithm preset's).")] = None,
@@ -329,9 +329,11 @@ def collect_frames(
     ],
     frames: Annotated[int, typer.Option(help="Frame stacks in total.")] = 20_000,
     env: Annotated[str, typer.Option(help="Scenario.")] = "highway",
-    backend: Annotated[str, typer.Option(help="batched (fast) or highway-env.")] = "batched",
+    backend: Annotated[
+        str, typer.Option(help="batched (fast, with the IDM target), envpool (drive[envpool]) or highway-env.")
+    ] = "batched",
     policy: Annotated[str, typer.Option(help="random, idm, or a run folder trained on pixels.")] = "random",
-    n_envs: Annotated[int, typer.Option(help="Envs stepped at once (batched backend).")] = 64,
+    n_envs: Annotated[int, typer.Option(help="Envs stepped at once (batched and envpool backends).")] = 64,
     shard_size: Annotated[int, typer.Option(help="Frame stacks per shard.")] = 2048,
     seed: Seed = 0,
     device: Device = "auto",

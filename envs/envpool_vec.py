@@ -30,6 +30,11 @@ imports it, and only when a pool is made. What it converts so that SB3 sees what
   pixel equal while the vehicles in view drive straight; one at a heading (past highway-env's 2 degrees) is
   rasterised a little differently, about 0.4 % of the frame's pixels (1 % at worst). A camera set in the env
   config (``observation``: size, scale, the ego's place) is EnvPool's render settings too.
+* Colour frames (``drive watch``). A pool made with ``render_mode="rgb_array"`` gives EnvPool's colour view from
+  ``get_images()`` (a pixels pool: its camera's frames before they are grayed, the only view it draws), and a
+  finished episode's last frame, drawn before the same-step reset, as ``info["terminal_image"]``.
+* Ground truth (``drive collect-frames``). ``traffic()`` reads every vehicle's position, lane and speed from
+  ``debug_states``, from which ``perception.truth`` computes the probes' targets as it does on the other engines.
 
 Differences we cannot remove:
 
@@ -216,13 +221,19 @@ class EnvPoolVecEnv(OnePoolVecEnv):
         done = terminated | truncated
         infos = [step_info(info, k) for k in range(self.num_envs)]
         finished = np.flatnonzero(done).astype(np.int32)
-        for k in finished:
+        # the finished episodes' last colour frames, drawn before the reset below replaces their state
+        images = self.pool.render(finished) if len(finished) and self.render_mode == "rgb_array" else None
+        for j, k in enumerate(finished):
             infos[k]["terminal_observation"] = _row(obs, k)
             infos[k]["TimeLimit.truncated"] = bool(truncated[k] and not terminated[k])
             infos[k]["episode"] = self._episode(k)
+            if images is not None:
+                infos[k]["terminal_image"] = images[j]
         if len(finished):  # SB3's same-step reset, instead of EnvPool's on the next step
             first, reset_info = self.pool.reset(finished)
             ids = reset_info["env_id"]
+            for j, k in enumerate(ids):
+                self.reset_infos[k] = step_info(reset_info, j)
             _put(obs, ids, self._observe(first, ids, reset=True))
             self._position[ids], lanes = self._ego(ids)
             for k, lane in zip(ids, lanes, strict=True):
@@ -297,15 +308,38 @@ class EnvPoolVecEnv(OnePoolVecEnv):
         self.pool.close()
 
     def get_images(self) -> list[np.ndarray | None]:
+        """Every env's colour frame (H, W, 3) uint8 when made with ``render_mode="rgb_array"``: EnvPool's own view
+        (600 x 150 px on highway), or on a pixels pool the camera's frames before they are grayed."""
         if self.render_mode != "rgb_array":
             return [None] * self.num_envs
         return list(self.pool.render(self.pool.all_env_ids))
+
+    def traffic(self) -> dict[str, np.ndarray]:
+        """Every env's vehicles, ego first, from EnvPool's ``debug_states``: ``traffic_arrays``."""
+        return traffic_arrays(self.pool.debug_states(self.pool.all_env_ids))
 
 
 def step_info(info: dict, k: int) -> dict[str, Any]:
     """Env ``k``'s highway-env per-step keys that EnvPool has (``speed``, ``crashed``, ``is_success``), as Python
     scalars."""
     return {key: value[k].item() for key, value in info.items() if key not in INFO_SKIP}
+
+
+def traffic_arrays(states) -> dict[str, np.ndarray]:
+    """The vehicles of EnvPool debug states as highway-env's snapshot has them (``highway_state.snapshot``), ego
+    first: ``position`` (N, V, 2) [m], ``lane`` (N, V) (the lane's index on its road segment) and ``speed`` (N, V)
+    [m/s]. Envs with fewer vehicles than the most are padded with vehicles far behind (x = -1e9) in lane -1: never
+    near the ego, never in a lane it has."""
+    count = max(len(state.vehicles) for state in states)
+    position = np.full((len(states), count, 2), -1e9)
+    lane = np.full((len(states), count), -1, dtype=np.int64)
+    speed = np.zeros((len(states), count))
+    for i, state in enumerate(states):
+        rows = [(v.x, v.y, v.lane_index, v.speed) for v in state.vehicles]
+        n = len(rows)
+        table = np.array(rows)
+        position[i, :n], lane[i, :n], speed[i, :n] = table[:, :2], table[:, 2], table[:, 3]
+    return {"position": position, "lane": lane, "speed": speed}
 
 
 def grayscale(rgb: np.ndarray, weights) -> np.ndarray:

@@ -5,13 +5,18 @@ where the last whole shard ended; episodes still running when a shard fills are 
 
 Beside the state's ground truth (``truth.ground_truth``) each frame's truth holds what the rollout did there: the
 collecting policy's ``action`` (discrete action spaces only) and the ``reward`` that action earned, and on the
-batched backend ``idm_action``, what the IDM/MOBIL driver would have done in that state. They are the cheap
+batched backend ``idm_action``, what the IDM/MOBIL driver would have done in that state.
+
+On the EnvPool backend (highway, the only scenario it draws our pixels on) the state's truth is read from EnvPool's
+``debug_states`` (``EnvPoolVecEnv.traffic``); it has no ``idm_action``, and ``--policy idm`` is refused there, as in
+``drive evaluate``: the IDM driver reads the batched simulator's state. They are the cheap
 screens of the probing literature: whether a policy's choice and the reward can be read off frozen features.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -44,11 +49,8 @@ def collect_frames(
     from drive.errors import check_choice
 
     check_choice("backend", backend, BACKENDS)
-    if backend == "envpool":
-        raise DriveError(
-            "collect-frames stores the simulator's ground truth beside each frame, which backend 'envpool' does not"
-            " build; valid: batched, highway-env"
-        )
+    if backend == "envpool" and policy == "idm":
+        raise DriveError("--policy idm reads the simulator's state, which EnvPool does not share; valid: random, a run")
     if frames < 1 or shard_size < 1 or n_envs < 1:
         raise DriveError(
             f"--frames, --shard-size and --n-envs must be at least 1, got {frames}, {shard_size}, {n_envs}"
@@ -68,13 +70,14 @@ def collect_frames(
     # Envs and policy first: a bad env, device or checkpoint is refused before the store is made.
     # A baseline's random stream restarts at each shard's seed (a model is loaded once), so that a resumed
     # collection draws the frames an uninterrupted one would have.
-    if backend == "batched":
-        venv = make_venv(source.env, "pixels", n_envs, backend="batched", config=source.env_config, device=device)
+    if backend in ("batched", "envpool"):
+        venv = make_venv(source.env, "pixels", n_envs, backend=backend, config=source.env_config, device=device)
         first = source.make_batch(venv, seed, device)
+        truth_of = _batched_truth if backend == "batched" else _envpool_truth
 
         def shard_source(k):
             act = source.make_batch(venv, seed + k * n_envs, device) if source.baseline else first
-            return _batched_shard(venv, act, seed + k * n_envs, shard_size)
+            return _vec_shard(venv, act, seed + k * n_envs, shard_size, truth_of)
 
     else:
         scenario_env = make_env(source.env, "pixels", config=source.env_config)
@@ -105,8 +108,9 @@ def collect_frames(
     return store
 
 
-def _batched_shard(venv, act, seed: int, size: int):
-    """``size`` frames from the batched VecEnv: every env's observation after each step, with its truth."""
+def _vec_shard(venv, act, seed: int, size: int, truth_of):
+    """``size`` frames from a VecEnv of many envs (batched or EnvPool): every env's observation after each step,
+    with ``truth_of(venv)``, its truth."""
     venv.seed(seed)
     obs = venv.reset()
     n = venv.num_envs
@@ -115,7 +119,7 @@ def _batched_shard(venv, act, seed: int, size: int):
     chunks = []
     collected = 0
     while collected < size:
-        truth = {**_truth(venv.sim.state), "idm_action": idm_meta_actions(venv.sim).cpu().numpy()}
+        truth = truth_of(venv)
         chunks.append((obs.copy(), episode.copy(), step.copy(), truth))
         collected += n
         action = act(obs)
@@ -143,6 +147,15 @@ def _highway_env_shard(env, actor, seed: int, size: int):
             done, step = terminated or truncated, step + 1
         episode += 1
     return _stack(chunks, size)
+
+
+def _batched_truth(venv) -> dict[str, np.ndarray]:
+    return {**_truth(venv.sim.state), "idm_action": idm_meta_actions(venv.sim).cpu().numpy()}
+
+
+def _envpool_truth(venv) -> dict[str, np.ndarray]:
+    """From EnvPool's debug states: the vehicles' positions, lanes and speeds are all ``ground_truth`` reads."""
+    return _truth(SimpleNamespace(**{k: torch.as_tensor(v) for k, v in venv.traffic().items()}))
 
 
 def _truth(state) -> dict[str, np.ndarray]:

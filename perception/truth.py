@@ -3,8 +3,9 @@
 never reads the state's truth, and of the rollout's only SPR reads the recorded ``action``).
 
 Computed from a batched ``TrafficState`` (highway-env states are loaded into one with ``highway_state.snapshot``), so
-both backends label frames with one definition. Lane 0 is the leftmost lane (highway-env's LANE_LEFT lowers
-the lane index).
+every engine labels frames with one definition; ``ground_truth`` reads only its ``position``, ``lane`` and ``speed``,
+which is what EnvPool's debug states give (``EnvPoolVecEnv.traffic``). Lane 0 is the leftmost lane (highway-env's
+LANE_LEFT lowers the lane index).
 """
 
 from __future__ import annotations

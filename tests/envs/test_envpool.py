@@ -173,21 +173,122 @@ def test_evaluate_on_envpool_runs_one_episode_per_env_with_its_own_seed(tmp_path
 
 
 @pytest.mark.parametrize(
-    ("args", "message"),
+    "args",
     [
-        (["evaluate", "--policy", "idm", "--env", "highway", "--obs", "kinematics", "--backend", "envpool"], "idm"),
-        (["watch", "--policy", "random", "--backend", "envpool"], "colour render"),
-        (["collect-frames", "--frames", "8", "--backend", "envpool"], "ground truth"),
+        ["evaluate", "--env", "highway", "--obs", "kinematics", "--runs-dir", "RUNS"],
+        ["watch", "--out", "OUT/watch.mp4"],
+        ["collect-frames", "--frames", "8", "--out", "OUT"],
     ],
 )
-def test_verbs_that_need_the_simulators_state_or_frames_refuse_envpool(args, message, tmp_path, capsys):
+def test_the_idm_driver_reads_our_simulators_state_so_every_verb_refuses_it_on_envpool(args, tmp_path, capsys):
     from drive.cli import main
 
-    out = ["--out", str(tmp_path / "out")] if args[0] == "collect-frames" else []
-    assert main([*args, *out, "--runs-dir", str(tmp_path / "runs")] if args[0] == "evaluate" else [*args, *out]) == 2
+    args = [a.replace("RUNS", str(tmp_path / "runs")).replace("OUT", str(tmp_path / "out")) for a in args]
+    assert main([*args, "--policy", "idm", "--backend", "envpool"]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1 and message in lines[0] and "envpool" in lines[0].lower()
+    assert len(lines) == 1 and "idm" in lines[0] and "envpool" in lines[0].lower()
     assert not (tmp_path / "runs").exists() and not (tmp_path / "out").exists()
+
+
+# --- drive watch and collect-frames on EnvPool -------------------------------------------------------------------
+
+
+def test_a_rendering_pool_gives_the_colour_of_the_agents_frames_and_each_finished_episodes_last_one():
+    """On a pixels pool the colour view is the camera the agent sees through: grayed, it is the newest frame of
+    the stack, also for the last frame of a finished episode (``terminal_image``), drawn before the reset."""
+    from drive.envs.envpool_vec import grayscale
+
+    venv = make_venv("highway", "pixels", 4, backend="envpool", seed=0, render_mode="rgb_array")
+    obs, rng, finished = venv.reset(), np.random.default_rng(0), 0
+    assert [info["speed"] for info in venv.reset_infos] == [25.0] * 4  # highway-fast's ego starts at 25 m/s
+    for _ in range(40):
+        images = np.stack(venv.get_images())
+        assert images.shape == (4, 64, 128, 3) and (images[..., 0] != images[..., 2]).any()  # colour: the ego
+        np.testing.assert_array_equal(grayscale(images, PIXELS_WEIGHTS), obs[:, -1])
+        obs, _, dones, infos = venv.step(rng.integers(0, 5, 4))
+        for k in np.flatnonzero(dones):
+            last = grayscale(infos[k]["terminal_image"][None], PIXELS_WEIGHTS)[0]
+            np.testing.assert_array_equal(last, infos[k]["terminal_observation"][-1])
+            assert not np.array_equal(last, obs[k, -1])  # the new episode's first frame is another
+            assert venv.reset_infos[k]["speed"] == 25.0
+            finished += 1
+    assert finished >= 4
+
+
+def test_watch_on_envpool_films_one_frame_per_decision_of_envpools_colour_view_and_the_final_state():
+    from drive.agents.policies import BatchPolicy
+    from drive.agents.rollout_video import record_envpool_rollouts
+
+    def venv():
+        return make_venv("highway", "kinematics", 1, backend="envpool", seed=7, render_mode="rgb_array")
+
+    faster = BatchPolicy(lambda obs: np.array([3]))  # fast enough to crash into traffic now and then
+    frames = record_envpool_rollouts(venv(), faster, episodes=2)
+    reference, lengths = venv(), []
+    first = reference.reset() is not None and reference.get_images()[0]
+    while len(lengths) < 2:
+        _, _, dones, infos = reference.step(np.array([3]))
+        lengths += [infos[0]["episode"]["l"]] if dones[0] else []
+    assert len(frames) == sum(lengths) + 2  # one per decision, and each episode's final state
+    assert first.shape == (150, 600, 3)  # EnvPool's highway view, on top of the frame
+    np.testing.assert_array_equal(frames[0][:150], first)
+    assert frames[0].shape[1] == 600 and frames[0].shape[0] > 150 + 54  # the vehicle table and the text below
+
+
+def test_the_ground_truth_read_from_envpools_state_is_highway_envs_for_the_same_vehicles():
+    """``collect-frames``' truth from EnvPool's debug states, against highway-env's truth (its own lane indices,
+    from its road network) for EnvPool's vehicles loaded into a highway-env road."""
+    import torch
+
+    from drive.envs.batched.highway_state import snapshot, stack_snapshots
+    from drive.perception.collect import _envpool_truth, _truth
+
+    venv = make_venv("highway", "pixels", 8, backend="envpool", seed=0)
+    reference = make_env("highway", "pixels", config={"vehicles_count": 0}).unwrapped
+    reference.reset(seed=0)
+    venv.reset()
+    rng, ahead, rows = np.random.default_rng(0), 0, 0
+    for _ in range(10):
+        ours = _envpool_truth(venv)
+        for k, state in enumerate(venv.pool.debug_states(venv.pool.all_env_ids)):
+            _highway_env_frame(reference, state)
+            reference.vehicle.on_state_update()  # the ego's lane from its new position, as the others' are made
+            theirs = _truth(stack_snapshots([snapshot(reference)], dtype=torch.float32))
+            for name, value in theirs.items():
+                np.testing.assert_allclose(ours[name][k], value[0], atol=1e-4, err_msg=name)
+            ahead += theirs["front_distance"][0] < 50
+            rows += 1
+        venv.step(rng.integers(0, 5, 8))
+    assert rows == 80 and ahead >= 10  # vehicles ahead were in range, not only the empty-road default
+
+
+def test_collect_frames_on_envpool_stores_frames_and_truth_and_resumes(tmp_path, capsys):
+    from drive.cli import main
+    from drive.perception.frame_store import FrameStore
+
+    out = tmp_path / "frames"
+    args = ["collect-frames", "--backend", "envpool", "--n-envs", "8", "--shard-size", "64", "--out", str(out), "-q"]
+    assert main([*args, "--frames", "64"]) == 0
+    assert main([*args, "--frames", "128"]) == 0  # resumed: one more shard
+    store = FrameStore.open(out)
+    assert store.count == 128 and store.manifest["backend"] == "envpool" and len(store.manifest["shards"]) == 2
+    data = store.load(truth=True)
+    frames, step = data.pop("frames"), data.pop("step")
+    truth = {k: v for k, v in data.items() if k != "episode"}
+    assert frames.shape == (128, 4, 128, 64) and frames.dtype == np.uint8
+    assert set(truth) == {
+        "lane",
+        "speed",
+        "front_distance",
+        "front_relative_speed",
+        "left_occupied",
+        "right_occupied",
+        "reward",
+        "action",
+    }  # no idm_action: EnvPool shares no state for it
+    assert set(np.unique(truth["lane"])) <= {0, 1, 2} and (truth["front_distance"] <= 50).all()
+    first = step == 0
+    assert first.any() and not frames[first, :-1].any()  # an episode's first stack: zeros then its first frame
 
 
 # --- the pixels preset (highway) ---------------------------------------------------------------------------------
