@@ -8,8 +8,9 @@ Variants, each ``drive train-agent --env highway --recipe driver --seed S`` with
     frozen          the pretrained encoder, kept fixed (``--encoder E --freeze-encoder``): only the heads learn
     finetuned       the pretrained encoder, trained on with the heads (``--encoder E``)
 
-The pretrained encoder comes from ``--encoder``, or the script collects ``--frames`` frame stacks on the batched
-backend with ``--frames-policy`` and pretrains with the ``--method`` preset (``configs/pretrain/``), once, into
+The pretrained encoder comes from ``--encoder`` (and ``--encoder-seconds``, what making it took), or the script
+collects ``--frames`` frame stacks through the recipe's camera on the batched backend with ``--frames-policy`` and
+pretrains with the ``--method`` preset (``configs/pretrain/``), once, into
 ``--logdir``; that wall-clock is added to the pretrained variants' minutes.
 
 Per variant: the env steps of the first round whose student, alone on the recipe's validation traffic (batched),
@@ -53,10 +54,11 @@ def steps_to_bar(rounds: list[dict], max_crash: float, min_return: float) -> int
 
 
 def pretrained_encoder(args) -> tuple[Path, float]:
-    """``--encoder``, or collect frames and pretrain once into the log dir; and the seconds that took (0 for a
-    given encoder, the recorded seconds when an earlier invocation made it)."""
+    """``--encoder``, or collect frames through the recipe's camera and pretrain once into the log dir; and the
+    seconds that took (``--encoder-seconds`` for a given encoder, the recorded seconds when an earlier invocation
+    made it)."""
     if args.encoder is not None:
-        return args.encoder, 0.0
+        return args.encoder, args.encoder_seconds
     folder = args.logdir / "pretrain"
     record = folder / "seconds.json"
     if record.is_file():
@@ -66,7 +68,9 @@ def pretrained_encoder(args) -> tuple[Path, float]:
 
     start = time.perf_counter()
     frames = args.logdir / "frames"
-    collect_frames(out=frames, frames=args.frames, policy=args.frames_policy, backend="batched", progress=True)
+    collect_frames(
+        out=frames, frames=args.frames, policy=args.frames_policy, recipe="driver", backend="batched", progress=True
+    )
     encoder = pretrain(frames=frames, out=folder, method=args.method)
     seconds = time.perf_counter() - start
     record.write_text(json.dumps({"seconds": seconds, "frames": args.frames, "method": args.method}) + "\n")
@@ -110,6 +114,9 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--encoder", type=Path, help="a pretrained encoder.pt (compact); default: pretrain one")
+    parser.add_argument(
+        "--encoder-seconds", type=float, default=0.0, help="the wall-clock that made --encoder: frames and pretraining"
+    )
     parser.add_argument("--method", default="atc", help="pretraining preset (configs/pretrain/)")
     parser.add_argument("--frames", type=int, default=100_000, help="frame stacks collected for pretraining")
     parser.add_argument("--frames-policy", default="idm", help="who drives while frames are collected")

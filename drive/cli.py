@@ -333,6 +333,10 @@ def collect_frames(
         str, typer.Option(help="batched (fast, with the IDM target), envpool (drive[envpool]) or highway-env.")
     ] = "batched",
     policy: Annotated[str, typer.Option(help="random, idm, or a run folder trained on pixels.")] = "random",
+    recipe: Annotated[
+        str | None,
+        typer.Option(help="Frames through this recipe's camera (driver); default: the pixels preset's."),
+    ] = None,
     n_envs: Annotated[int, typer.Option(help="Envs stepped at once (batched and envpool backends).")] = 64,
     shard_size: Annotated[int, typer.Option(help="Frame stacks per shard.")] = 2048,
     seed: Seed = 0,
@@ -348,6 +352,7 @@ def collect_frames(
         env=env,
         backend=backend,
         policy=policy,
+        recipe=recipe,
         seed=seed,
         n_envs=n_envs,
         shard_size=shard_size,

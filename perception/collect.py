@@ -37,6 +37,7 @@ def collect_frames(
     env: str = "highway",
     backend: str = "batched",
     policy: str = "random",
+    recipe: str | None = None,
     seed: int = 0,
     n_envs: int = 64,
     shard_size: int = 2048,
@@ -57,6 +58,8 @@ def collect_frames(
         )
     is_run = Path(policy).is_dir()
     source = policy_source(run=policy if is_run else None, policy=None if is_run else policy, env=env, obs="pixels")
+    if recipe is not None:
+        source = _through_recipe_camera(source, recipe, is_run)
     if source.obs != "pixels":
         raise DriveError(f"run {policy!r} acts on {source.obs!r} observations; valid: a run trained on pixels")
     header = {
@@ -106,6 +109,23 @@ def collect_frames(
             )
             bar.update(take)
     return store
+
+
+def _through_recipe_camera(source, recipe: str, is_run: bool):
+    """A baseline's source with the recipe's env config (its camera), so that the frames are the ones the recipe's
+    agent will see; a run already has its own camera."""
+    import dataclasses
+
+    from drive.config import load_preset
+
+    if is_run:
+        raise DriveError(f"--recipe {recipe!r} sets the camera, and a run collects through its own; give one of them")
+    env = load_preset("recipes", recipe).get("env", {})
+    if env.get("name", source.env) != source.env:
+        raise DriveError(
+            f"recipe {recipe!r} drives env {env['name']!r}, not {source.env!r}; valid: --env {env['name']}"
+        )
+    return dataclasses.replace(source, env_config=dict(env.get("config", {})))
 
 
 def _vec_shard(venv, act, seed: int, size: int, truth_of):

@@ -290,3 +290,21 @@ def test_wheel_maps_the_folders_into_one_drive_namespace(tmp_path):
     ):
         assert expected in names
     assert not any(n.startswith(("envs/", "agents/", "perception/", "configs/")) for n in names)
+
+
+def test_collect_frames_through_a_recipes_camera_and_refusals_before_a_folder(tmp_path, capsys, trained_run):
+    """``--recipe driver``: frames as the driver recipe's agent sees them (its 224 x 40 px camera), so that an
+    encoder pretrained on them fits the recipe."""
+    out = tmp_path / "frames"
+    args = ["collect-frames", "--frames", "8", "--n-envs", "2", "--shard-size", "8", "-q"]
+    assert main([*args, "--recipe", "driver", "--out", str(out)]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["frame_shape"] == [4, 224, 40]
+    assert manifest["config"]["observation"]["centering_position"] == [0.15, 0.5]
+    refused = [["--recipe", "driver", "--env", "merge"], ["--recipe", "driver", "--policy", str(trained_run)]]
+    for extra in refused:
+        assert main([*args, *extra, "--out", str(tmp_path / "refused")]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == "error: recipe 'driver' drives env 'highway', not 'merge'; valid: --env highway"
+    assert "sets the camera, and a run collects through its own" in err[1] and len(err) == 2
+    assert not (tmp_path / "refused").exists()
