@@ -8,7 +8,7 @@ from pathlib import Path
 from stable_baselines3.common.logger import configure
 
 from drive.agents.evaluation import EpisodeRecord, evaluate, evaluate_batched, records_as_dicts, summarize
-from drive.agents.policies import AgentPolicy, policy_source
+from drive.agents.policies import AgentPolicy, check_policy_fits_backend, policy_source
 from drive.envs import make_env, make_venv
 from drive.envs.scenarios import BACKENDS
 from drive.errors import DriveError, check_choice
@@ -50,8 +50,7 @@ def evaluate_to_run(
     check_choice("backend", backend, BACKENDS)
     if episodes < 1:
         raise DriveError(f"--episodes must be at least 1, got {episodes}")
-    if backend == "envpool" and policy == "idm":
-        raise DriveError("--policy idm reads the simulator's state, which EnvPool does not share; valid: random, a run")
+    check_policy_fits_backend(policy, backend)
     source = policy_source(run=run, checkpoint=checkpoint, policy=policy, env=env, obs=obs, algo=algo)
     if backend in ("batched", "envpool"):  # one env per episode, all stepped at once
         venv = make_venv(source.env, source.obs, episodes, backend=backend, config=source.env_config, device=device)

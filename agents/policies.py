@@ -89,6 +89,12 @@ def check_spaces(model: BaseAlgorithm, env: gym.Env, where: str) -> None:
             )
 
 
+def check_policy_fits_backend(policy: str | None, backend: str) -> None:
+    """Refuse the IDM baseline on EnvPool: it reads the batched simulator's state (or highway-env's)."""
+    if backend == "envpool" and policy == "idm":
+        raise DriveError("--policy idm reads the simulator's state, which EnvPool does not share; valid: random, a run")
+
+
 def make_policy(env: gym.Env, *, policy: str | None = None, model: BaseAlgorithm | None = None, seed=None):
     """A baseline by name, or a trained model."""
     if model is not None:

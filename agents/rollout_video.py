@@ -263,14 +263,13 @@ def watch_policy(
     progress: bool = False,
 ) -> Path | None:
     """Record (and optionally show) rollouts; returns the video path, or None for ``--live`` alone."""
-    from drive.agents.policies import policy_source
+    from drive.agents.policies import check_policy_fits_backend, policy_source
     from drive.envs import make_env, make_venv
     from drive.envs.scenarios import BACKENDS
     from drive.errors import check_choice
 
     check_choice("backend", backend, BACKENDS)
-    if backend == "envpool" and policy == "idm":
-        raise DriveError("--policy idm reads the simulator's state, which EnvPool does not share; valid: random, a run")
+    check_policy_fits_backend(policy, backend)
     if episodes < 1 or fps <= 0:
         raise DriveError(f"--episodes must be at least 1 and --fps positive, got {episodes} and {fps}")
     if out is None and not live:

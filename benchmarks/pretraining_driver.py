@@ -125,7 +125,7 @@ def main() -> None:
     parser.add_argument("--min-return", type=float, default=23.0)
     parser.add_argument("--episodes", type=int, default=100, help="highway-env evaluation episodes per run")
     args = parser.parse_args()
-    from driving_quality import judge, policy_of  # here: the tests import this module as benchmarks.<name>
+    from driving_quality import camera_of, judge, policy_of  # here: the tests import this module as benchmarks.<name>
 
     args.logdir.mkdir(parents=True, exist_ok=True)
     needs_encoder = any(v in PRETRAINED for v in args.variants)
@@ -138,7 +138,7 @@ def main() -> None:
             rounds = json.loads((run / "student" / "rounds.json").read_text())
             reached = steps_to_bar(rounds, args.max_crash, args.min_return)
             extra = pretrain_seconds if variant in PRETRAINED else 0.0
-            judged = judge(policy_of(run, "ppo"), args.episodes)
+            judged = judge(policy_of(run, "ppo"), args.episodes, camera=camera_of(run))
             per_seed.append({"run": str(run), "seed": seed, "minutes": (seconds + extra) / 60, "reached": reached,
                              "budget": rounds[-1]["env_steps"], **judged})  # fmt: skip
             print(f"{variant} seed {seed}: {per_seed[-1]}", flush=True)

@@ -5,12 +5,12 @@ where the last whole shard ended; episodes still running when a shard fills are 
 
 Beside the state's ground truth (``truth.ground_truth``) each frame's truth holds what the rollout did there: the
 collecting policy's ``action`` (discrete action spaces only) and the ``reward`` that action earned, and on the
-batched backend ``idm_action``, what the IDM/MOBIL driver would have done in that state.
+batched backend ``idm_action``, what the IDM/MOBIL driver would have done in that state. They are the cheap
+screens of the probing literature: whether a policy's choice and the reward can be read off frozen features.
 
 On the EnvPool backend (highway, the only scenario it draws our pixels on) the state's truth is read from EnvPool's
 ``debug_states`` (``EnvPoolVecEnv.traffic``); it has no ``idm_action``, and ``--policy idm`` is refused there, as in
-``drive evaluate``: the IDM driver reads the batched simulator's state. They are the cheap
-screens of the probing literature: whether a policy's choice and the reward can be read off frozen features.
+``drive evaluate``: the IDM driver reads the batched simulator's state.
 """
 
 from __future__ import annotations
@@ -44,14 +44,13 @@ def collect_frames(
     device: str = "auto",
     progress: bool = True,
 ) -> FrameStore:
-    from drive.agents.policies import policy_source
+    from drive.agents.policies import check_policy_fits_backend, policy_source
     from drive.envs import make_env, make_venv
     from drive.envs.scenarios import BACKENDS
     from drive.errors import check_choice
 
     check_choice("backend", backend, BACKENDS)
-    if backend == "envpool" and policy == "idm":
-        raise DriveError("--policy idm reads the simulator's state, which EnvPool does not share; valid: random, a run")
+    check_policy_fits_backend(policy, backend)
     if frames < 1 or shard_size < 1 or n_envs < 1:
         raise DriveError(
             f"--frames, --shard-size and --n-envs must be at least 1, got {frames}, {shard_size}, {n_envs}"
