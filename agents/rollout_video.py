@@ -277,14 +277,10 @@ def watch_policy(
     if out is not None:
         check_output(Path(out))
     source = policy_source(run=run, checkpoint=checkpoint, policy=policy, env=env, obs=obs or "pixels", algo=algo)
-    if backend == "batched":
+    if backend in ("batched", "envpool"):  # make_venv takes the device for ours, the render mode for EnvPool's
+        config = source.env_config
         venv = make_venv(
-            source.env, source.obs, 1, seed=seed, backend="batched", config=source.env_config, device=device
-        )
-        actor, scenario_env = source.make_batch(venv, seed, device), None
-    elif backend == "envpool":
-        venv = make_venv(
-            source.env, source.obs, 1, seed=seed, backend="envpool", config=source.env_config, render_mode="rgb_array"
+            source.env, source.obs, 1, seed=seed, backend=backend, config=config, render_mode="rgb_array", device=device
         )
         actor, scenario_env = source.make_batch(venv, seed, device), None
     else:
@@ -295,7 +291,7 @@ def watch_policy(
     try:
         if backend == "envpool":
             frames = record_envpool_rollouts(venv, actor, episodes, progress, on_frame)
-        elif scenario_env is None:
+        elif backend == "batched":
             frames = record_batched_rollouts(venv.sim, actor, episodes, progress, on_frame)
         else:
             frames = record_rollouts(scenario_env, actor, episodes, seed, progress, on_frame)
