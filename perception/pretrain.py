@@ -148,10 +148,11 @@ def pretrain(
     writer = SummaryWriter(str(out / "tb"))
     generator = torch.Generator(device=device).manual_seed(seed)
     step, epochs = 0, recipe["epochs"]
+    per_epoch = store.usable_count(recipe["gap"]) // recipe["batch_size"]  # whole batches: drop_last
     for epoch in range(1, epochs + 1):
         batches = itertools.chain([first], first_epoch) if epoch == 1 else _epoch(store, recipe, rng, model.truth)
         model.train()
-        for batch in tqdm(batches, desc=f"pretrain {epoch}/{epochs}", unit="batch", disable=not progress):
+        for batch in tqdm(batches, f"pretrain {epoch}/{epochs}", per_epoch, unit="batch", disable=not progress):
             terms = _step(model, optimizer, batch, generator, device)
             step += 1
             for name, value in terms.items():

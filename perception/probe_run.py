@@ -22,11 +22,24 @@ from drive.perception.probe import (
     probe_scores,
 )
 
+# A random encoder's width: each architecture's own default (the Nature CNN's 512, the driver's compact 256).
+RANDOM_FEATURES = {"nature": 512, "compact": 256, "resnet": 256}
+
+
+def random_encoder(spec: str, shape) -> tuple[str, object]:
+    """``random`` (a Nature CNN, as before) or ``random:ARCH``: an untrained encoder, seed 0, the baseline a
+    pretrained encoder of the same architecture must beat."""
+    name = spec.partition(":")[2] or "nature"
+    if name not in RANDOM_FEATURES:
+        valid = ", ".join(f"random:{n}" for n in RANDOM_FEATURES)
+        raise DriveError(f"unknown encoder {spec!r}; valid: random, {valid}, an encoder.pt file, a run folder")
+    return spec, make_encoder(name, shape, RANDOM_FEATURES[name], seed=0)
+
 
 def resolve_encoder(spec: str, shape) -> tuple[str, object]:
-    """(label, encoder) for ``random``, an ``encoder.pt`` or a run folder (its agent's CNN)."""
-    if spec == "random":
-        return "random", make_encoder("nature", shape, 512, seed=0)
+    """(label, encoder) for ``random[:ARCH]``, an ``encoder.pt`` or a run folder (its agent's CNN)."""
+    if spec == "random" or spec.startswith("random:"):
+        return random_encoder(spec, shape)
     path = Path(spec)
     if path.is_dir():
         from drive.agents.algos import frame_encoders
@@ -43,7 +56,7 @@ def resolve_encoder(spec: str, shape) -> tuple[str, object]:
         encoder, metadata = load_encoder(path)
         check_fits(metadata, frame_space(shape), repr(spec))
         return f"{metadata.get('method', 'pretrained')}:{path.parent.name}", encoder
-    raise DriveError(f"unknown encoder {spec!r}; valid: random, an encoder.pt file, a run folder")
+    raise DriveError(f"unknown encoder {spec!r}; valid: random, random:compact, an encoder.pt file, a run folder")
 
 
 def probe_encoders(frames, specs: list[str], limit: int = 20_000, device: str = "auto", runs_dir="runs"):

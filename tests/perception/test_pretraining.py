@@ -207,6 +207,20 @@ def test_an_encoder_of_another_input_shape_is_refused(tmp_path, capsys):
     assert "--freeze-encoder needs a pretrained encoder" in capsys.readouterr().err
 
 
+def test_probe_makes_a_random_encoder_of_the_named_architecture_and_refuses_an_unknown_one(store, tmp_path, capsys):
+    from drive.perception.encoders import CompactEncoder, NatureEncoder
+    from drive.perception.probe_run import resolve_encoder
+
+    label, encoder = resolve_encoder("random:compact", (4, 128, 64))
+    assert label == "random:compact" and isinstance(encoder, CompactEncoder) and encoder.features_dim == 256
+    assert isinstance(resolve_encoder("random", (4, 128, 64))[1], NatureEncoder)
+    runs = tmp_path / "runs"
+    assert main(["probe", "--frames", str(store.root), "--encoder", "random:vit", "--runs-dir", str(runs), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown encoder 'random:vit'; valid: random, random:nature, random:compact, random:resnet" in err
+    assert err.count("\n") == 1 and not runs.exists()
+
+
 def test_pretrain_then_probe_from_the_command_line(store, tmp_path, capsys):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -329,7 +343,8 @@ def test_the_stream_gives_each_pair_the_actions_between_its_stacks(tmp_path):
         assert (columns["action"] == (ids[:, None] + np.arange(3)) * 10).all()
         assert (columns["lane"] == (ids[:, None] + np.arange(3)) % 3).all()
         seen += len(ids)
-    assert seen == 2 + 6 + 4  # the pairs 3 steps apart within each episode
+    assert seen == 2 + 6 + 4 == store.usable_count(gap=3)  # the pairs 3 steps apart within each episode
+    assert store.usable_count() == 21
     with pytest.raises(DriveError, match="does not hold truth column 'reward' in every shard; valid: action, lane"):
         store.batches(4, rng, truth=("reward",))
 
