@@ -21,7 +21,8 @@ round does (flagged); the whole command's minutes; and the final student on high
     python benchmarks/pretraining_driver.py --logdir runs/pretraining-driver --seeds 0 1 2
     python benchmarks/pretraining_driver.py --seeds 0 --variants scratch finetuned --recipe-set recipe.student.rounds=3
 
-A variant's finished run under ``--logdir/<variant>/seed<S>/`` is judged again, not retrained.
+A variant's finished run under ``--logdir/<variant>/seed<S>/`` is judged again, not retrained. ``results.json`` and
+``table.md`` keep the variants and seeds that earlier invocations measured into the same ``--logdir``.
 """
 
 from __future__ import annotations
@@ -92,6 +93,33 @@ def train(args, variant: str, seed: int, encoder: Path) -> tuple[Path, float]:
     return run, time.perf_counter() - start
 
 
+def merged(earlier: list[dict], new: list[dict]) -> list[dict]:
+    """The records of both invocations, a (variant, seed) measured again taking its new record."""
+    redone = {(r["variant"], r["seed"]) for r in new}
+    return [r for r in earlier if (r["variant"], r["seed"]) not in redone] + new
+
+
+def summarise(records: list[dict]) -> list[dict]:
+    """One row per variant (in ``VARIANTS``' order): means over its seeds; a seed that never reached the bar
+    counts its whole budget."""
+    rows = []
+    for variant in [v for v in VARIANTS if any(r["variant"] == v for r in records)]:
+        per_seed = [r for r in records if r["variant"] == variant]
+        rows.append(
+            {
+                "variant": variant,
+                "seeds": len(per_seed),
+                "minutes": float(np.mean([r["minutes"] for r in per_seed])),
+                "steps": float(np.mean([r["reached"] or r["budget"] for r in per_seed])),
+                "reached": sum(r["reached"] is not None for r in per_seed),
+                "return": float(np.mean([r["mean_return"] for r in per_seed])),
+                "crash_rate": float(np.mean([r["crash_rate"] for r in per_seed])),
+                "speed": float(np.mean([r["mean_speed"] for r in per_seed])),
+            }
+        )
+    return rows
+
+
 def table(rows: list[dict], budget_label: str) -> str:
     lines = [
         f"| variant | seeds | minutes (with pretraining) | env steps to the bar ({budget_label}) | vs scratch "
@@ -130,34 +158,26 @@ def main() -> None:
     args.logdir.mkdir(parents=True, exist_ok=True)
     needs_encoder = any(v in PRETRAINED for v in args.variants)
     encoder, pretrain_seconds = pretrained_encoder(args) if needs_encoder else (Path(), 0.0)
-    rows, records = [], []
+    records = []
     for variant in args.variants:
-        per_seed = []
         for seed in args.seeds:
             run, seconds = train(args, variant, seed, encoder)
             rounds = json.loads((run / "student" / "rounds.json").read_text())
             reached = steps_to_bar(rounds, args.max_crash, args.min_return)
             extra = pretrain_seconds if variant in PRETRAINED else 0.0
             judged = judge(policy_of(run, "ppo"), args.episodes, camera=camera_of(run))
-            per_seed.append({"run": str(run), "seed": seed, "minutes": (seconds + extra) / 60, "reached": reached,
-                             "budget": rounds[-1]["env_steps"], **judged})  # fmt: skip
-            print(f"{variant} seed {seed}: {per_seed[-1]}", flush=True)
-        records += [{"variant": variant, **r} for r in per_seed]
-        rows.append(
-            {
-                "variant": variant,
-                "seeds": len(per_seed),
-                "minutes": float(np.mean([r["minutes"] for r in per_seed])),
-                "steps": float(np.mean([r["reached"] or r["budget"] for r in per_seed])),
-                "reached": sum(r["reached"] is not None for r in per_seed),
-                "return": float(np.mean([r["mean_return"] for r in per_seed])),
-                "crash_rate": float(np.mean([r["crash_rate"] for r in per_seed])),
-                "speed": float(np.mean([r["mean_speed"] for r in per_seed])),
-            }
-        )
+            validation = [{"env_steps": r["env_steps"], **r.get("alone", {})} for r in rounds]  # each round's student
+            records.append({"variant": variant, "run": str(run), "seed": seed, "minutes": (seconds + extra) / 60,
+                            "reached": reached, "budget": rounds[-1]["env_steps"], **judged,
+                            "validation": validation})  # fmt: skip
+            print(f"{variant} seed {seed}: {records[-1]}", flush=True)
+    results = args.logdir / "results.json"
+    if results.is_file():  # an earlier invocation's other variants and seeds stay in the table
+        records = merged(json.loads(results.read_text())["runs"], records)
+    rows = summarise(records)
     text = table(rows, f"validation crash <= {args.max_crash:g}, return >= {args.min_return:g}")
     (args.logdir / "table.md").write_text(text)
-    (args.logdir / "results.json").write_text(json.dumps({"rows": rows, "runs": records}, indent=2) + "\n")
+    results.write_text(json.dumps({"rows": rows, "runs": records}, indent=2) + "\n")
     print(text)
 
 

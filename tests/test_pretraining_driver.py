@@ -1,6 +1,8 @@
-"""benchmarks/pretraining_driver.py: when a recipe run counts as having reached the driver bar."""
+"""benchmarks/pretraining_driver.py: when a recipe run counts as having reached the driver bar, and the table."""
 
-from benchmarks.pretraining_driver import steps_to_bar, table
+import pytest
+
+from benchmarks.pretraining_driver import merged, steps_to_bar, summarise, table
 
 
 def _round(k: int, crash: float, ret: float) -> dict:
@@ -18,3 +20,26 @@ def test_the_table_compares_each_variant_with_scratch():
     row = {"seeds": 3, "minutes": 20.0, "reached": 2, "return": 23.1, "crash_rate": 0.01, "speed": 22.0}
     text = table([{**row, "variant": "scratch", "steps": 400.0}, {**row, "variant": "finetuned", "steps": 200.0}], "b")
     assert "| finetuned | 3 | 20.0 | 200 (2/3 reached) | 0.50x |" in text
+
+
+def test_a_later_invocation_keeps_earlier_variants_and_replaces_a_seed_it_measures_again():
+    def record(variant, seed, reached, ret):
+        return {"variant": variant, "seed": seed, "minutes": 10.0 * (seed + 1), "reached": reached, "budget": 400,
+                "mean_return": ret, "crash_rate": 0.0, "mean_speed": 22.0}  # fmt: skip
+
+    earlier = [record("finetuned", 0, None, 22.0), record("scratch", 0, 300, 23.0), record("scratch", 1, 200, 23.2)]
+    records = merged(earlier, [record("scratch", 1, 100, 23.4), record("frozen", 0, 400, 23.0)])
+    assert [(r["variant"], r["seed"]) for r in records] == [
+        ("finetuned", 0),
+        ("scratch", 0),
+        ("scratch", 1),
+        ("frozen", 0),
+    ]
+    rows = {r["variant"]: r for r in summarise(records)}
+    assert list(rows) == ["scratch", "frozen", "finetuned"]  # the benchmark's order, not the records'
+    assert (
+        rows["scratch"]["steps"] == 200
+        and rows["scratch"]["return"] == pytest.approx(23.2)
+        and rows["scratch"]["seeds"] == 2
+    )
+    assert rows["finetuned"]["steps"] == 400 and rows["finetuned"]["reached"] == 0  # the budget when never reached
