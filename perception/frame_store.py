@@ -164,8 +164,8 @@ class FrameStore:
     def usable_count(self, gap: int | None = None) -> int:
         """The rows one ``batches`` pass yields in all (every row; with ``gap``, every row with a successor in its
         shard): what a progress bar's total needs. Reads each shard's episode and step columns, not its frames."""
-        groups = [self._read(s["frames"], ("episode", "step")) for s in self.manifest["shards"]]
-        return sum(len(_usable_rows([group], gap)[1]) for group in groups)
+        shards = self.manifest["shards"]
+        return sum(len(_usable_rows([self._read(s["frames"], ("episode", "step"))], gap)[1]) for s in shards)
 
     def truth_keys(self) -> set[str]:
         """The ground-truth columns that every shard holds (a store resumed after a column was first recorded holds

@@ -148,7 +148,8 @@ def pretrain(
     writer = SummaryWriter(str(out / "tb"))
     generator = torch.Generator(device=device).manual_seed(seed)
     step, epochs = 0, recipe["epochs"]
-    per_epoch = store.usable_count(recipe["gap"]) // recipe["batch_size"]  # whole batches: drop_last
+    # The bar's total: whole batches (drop_last). Only counted for a bar that is shown.
+    per_epoch = store.usable_count(recipe["gap"]) // recipe["batch_size"] if progress else None
     for epoch in range(1, epochs + 1):
         batches = itertools.chain([first], first_epoch) if epoch == 1 else _epoch(store, recipe, rng, model.truth)
         model.train()

@@ -24,6 +24,7 @@ from drive.perception.probe import (
 
 # A random encoder's width: each architecture's own default (the Nature CNN's 512, the driver's compact 256).
 RANDOM_FEATURES = {"nature": 512, "compact": 256, "resnet": 256}
+VALID_ENCODERS = ", ".join(["random", *(f"random:{n}" for n in RANDOM_FEATURES), "an encoder.pt file", "a run folder"])
 
 
 def random_encoder(spec: str, shape) -> tuple[str, object]:
@@ -31,8 +32,7 @@ def random_encoder(spec: str, shape) -> tuple[str, object]:
     pretrained encoder of the same architecture must beat."""
     name = spec.partition(":")[2] or "nature"
     if name not in RANDOM_FEATURES:
-        valid = ", ".join(f"random:{n}" for n in RANDOM_FEATURES)
-        raise DriveError(f"unknown encoder {spec!r}; valid: random, {valid}, an encoder.pt file, a run folder")
+        raise DriveError(f"unknown encoder {spec!r}; valid: {VALID_ENCODERS}")
     return spec, make_encoder(name, shape, RANDOM_FEATURES[name], seed=0)
 
 
@@ -56,7 +56,7 @@ def resolve_encoder(spec: str, shape) -> tuple[str, object]:
         encoder, metadata = load_encoder(path)
         check_fits(metadata, frame_space(shape), repr(spec))
         return f"{metadata.get('method', 'pretrained')}:{path.parent.name}", encoder
-    raise DriveError(f"unknown encoder {spec!r}; valid: random, random:compact, an encoder.pt file, a run folder")
+    raise DriveError(f"unknown encoder {spec!r}; valid: {VALID_ENCODERS}")
 
 
 def probe_encoders(frames, specs: list[str], limit: int = 20_000, device: str = "auto", runs_dir="runs"):
