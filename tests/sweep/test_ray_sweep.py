@@ -121,3 +121,16 @@ def test_a_sweep_joins_a_two_node_cluster_and_runs_on_both(tmp_path):
         assert len(trials) == 2 and len({t["node_id"] for t in trials}) == 2
     finally:
         cluster.shutdown()
+
+
+def test_a_sweep_without_address_starts_its_own_ray_beside_a_running_cluster(tmp_path):
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})  # joined, it would run no trial
+    try:
+        done = _sweep(*TINY, "--seeds", "1", "--runs-dir", str(tmp_path), timeout=300)
+        assert done.returncode == 0, done.stderr
+        (trial,) = json.loads((_folder(tmp_path) / "trials.json").read_text())
+        assert trial["node_id"] not in {node.node_id for node in cluster.list_all_nodes()}
+    finally:
+        cluster.shutdown()
