@@ -15,14 +15,16 @@ pretrains with the ``--method`` preset (``configs/pretrain/``), once, into
 
 Per variant: the env steps of the first round whose student, alone on the recipe's validation traffic (batched),
 meets the driver bar (crash rate at most ``--max-crash``, return at least ``--min-return``), or the budget when no
-round does (flagged); the whole command's minutes; and the final student on highway-env's ``highway-fast-v0``
-(``--episodes`` episodes from seed 100,000, which no training uses; ``benchmarks/driving_quality.py``'s judge).
+round does (flagged); the minutes its rounds took (pretraining added, the final evaluation not); and the final
+student on highway-env's ``highway-fast-v0`` (``--episodes`` episodes from seed 100,000, which no training uses;
+``benchmarks/driving_quality.py``'s judge).
 
     python benchmarks/pretraining_driver.py --logdir runs/pretraining-driver --seeds 0 1 2
     python benchmarks/pretraining_driver.py --seeds 0 --variants scratch finetuned --recipe-set recipe.student.rounds=3
 
-A variant's finished run under ``--logdir/<variant>/seed<S>/`` is judged again, not retrained. ``results.json`` and
-``table.md`` keep the variants and seeds that earlier invocations measured into the same ``--logdir``.
+A variant's finished run under ``--logdir/<variant>/seed<S>/`` is judged again, not retrained; a stopped one is
+resumed (``drive train-agent --resume``). ``results.json`` and ``table.md`` keep the variants and seeds that earlier
+invocations measured into the same ``--logdir``.
 """
 
 from __future__ import annotations
@@ -79,18 +81,24 @@ def pretrained_encoder(args) -> tuple[Path, float]:
 
 
 def train(args, variant: str, seed: int, encoder: Path) -> tuple[Path, float]:
-    """The recipe for one variant and seed, in ``--logdir/<variant>/seed<S>/``; its run folder and seconds."""
+    """The recipe for one variant and seed, in ``--logdir/<variant>/seed<S>/``: trained, resumed where an earlier
+    invocation was stopped, or kept when finished; its run folder and the seconds its rounds took (the run's
+    ``train_seconds``: summed over resumes, without the final evaluation, the same measure for every variant)."""
     runs = args.logdir / variant / f"seed{seed}"
-    finished = list(runs.glob("*/metrics.json"))
-    if finished:
-        return finished[0].parent, json.loads(finished[0].read_text())["train_seconds"]
-    cli = ["train-agent", "--env", "highway", "--recipe", "driver", "--seed", str(seed), "--runs-dir", str(runs)]
-    cli += VARIANTS[variant] + (["--encoder", str(encoder)] if variant in PRETRAINED else [])
-    cli += [a for s in args.recipe_set for a in ("--set", s)] + ["--quiet"]
-    start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "drive.cli", *cli], check=True)
+    started = [p for p in runs.iterdir() if p.is_dir()] if runs.is_dir() else []
+    if not started:
+        cli = ["train-agent", "--env", "highway", "--recipe", "driver", "--seed", str(seed), "--runs-dir", str(runs)]
+        cli += VARIANTS[variant] + (["--encoder", str(encoder)] if variant in PRETRAINED else [])
+        cli += [a for s in args.recipe_set for a in ("--set", s)]
+        _drive(*cli)
+    elif not (started[0] / "metrics.json").is_file():  # stopped mid-run: finished, not started over
+        _drive("train-agent", "--resume", str(started[0]))
     (run,) = [p for p in runs.iterdir() if p.is_dir()]
-    return run, time.perf_counter() - start
+    return run, json.loads((run / "metrics.json").read_text())["train_seconds"]
+
+
+def _drive(*cli: str) -> None:
+    subprocess.run([sys.executable, "-m", "drive.cli", *cli, "--quiet"], check=True)
 
 
 def merged(earlier: list[dict], new: list[dict]) -> list[dict]:
@@ -128,12 +136,20 @@ def table(rows: list[dict], budget_label: str) -> str:
     ]
     scratch = next((r for r in rows if r["variant"] == "scratch"), None)
     for r in rows:
-        ratio = f"{r['steps'] / scratch['steps']:.2f}x" if scratch else "n/a"
+        ratio = _ratio(r, scratch) if scratch else "n/a"
         lines.append(
             f"| {r['variant']} | {r['seeds']} | {r['minutes']:.1f} | {r['steps']:,.0f} ({r['reached']}/{r['seeds']} "
             f"reached) | {ratio} | {r['return']:.2f} | {r['crash_rate']:.3f} | {r['speed']:.2f} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _ratio(row: dict, scratch: dict) -> str:
+    """Env steps to the bar against scratch's. A seed that never reached the bar counts its budget, which is only a
+    lower bound of its steps: the ratio is then a bound (``>=``, ``<=``), or nothing when both sides are bounds."""
+    ratio = f"{row['steps'] / scratch['steps']:.2f}x"
+    mine, theirs = row["reached"] == row["seeds"], scratch["reached"] == scratch["seeds"]
+    return ratio if mine and theirs else f"<= {ratio}" if mine else f">= {ratio}" if theirs else "n/a"
 
 
 def main() -> None:

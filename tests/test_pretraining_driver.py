@@ -1,8 +1,14 @@
-"""benchmarks/pretraining_driver.py: when a recipe run counts as having reached the driver bar, and the table."""
+"""benchmarks/pretraining_driver.py: when a recipe run counts as having reached the driver bar, the table, and
+which runs it trains, resumes or keeps."""
+
+import json
+from argparse import Namespace
+from pathlib import Path
 
 import pytest
 
-from benchmarks.pretraining_driver import merged, steps_to_bar, summarise, table
+from benchmarks import pretraining_driver
+from benchmarks.pretraining_driver import merged, steps_to_bar, summarise, table, train
 
 
 def _round(k: int, crash: float, ret: float) -> dict:
@@ -16,10 +22,43 @@ def test_the_first_round_meeting_both_bars_counts():
     assert steps_to_bar([{"round": 0, "env_steps": 100}], 0.02, 23.0) is None  # no validation recorded
 
 
-def test_the_table_compares_each_variant_with_scratch():
-    row = {"seeds": 3, "minutes": 20.0, "reached": 2, "return": 23.1, "crash_rate": 0.01, "speed": 22.0}
-    text = table([{**row, "variant": "scratch", "steps": 400.0}, {**row, "variant": "finetuned", "steps": 200.0}], "b")
-    assert "| finetuned | 3 | 20.0 | 200 (2/3 reached) | 0.50x |" in text
+def test_the_table_compares_each_variant_with_scratch_and_says_when_the_ratio_is_only_a_bound():
+    row = {"seeds": 3, "minutes": 20.0, "reached": 3, "return": 23.1, "crash_rate": 0.01, "speed": 22.0}
+    scratch = {**row, "variant": "scratch", "steps": 400.0}
+    text = table([scratch, {**row, "variant": "finetuned", "steps": 200.0}], "b")
+    assert "| finetuned | 3 | 20.0 | 200 (3/3 reached) | 0.50x |" in text
+    text = table([scratch, {**row, "variant": "frozen", "steps": 400.0, "reached": 2}], "b")
+    assert "| frozen | 3 | 20.0 | 400 (2/3 reached) | >= 1.00x |" in text  # a seed's budget, not its steps
+    text = table([{**scratch, "reached": 1}, {**row, "variant": "finetuned", "steps": 200.0}], "b")
+    assert "| finetuned | 3 | 20.0 | 200 (3/3 reached) | <= 0.50x |" in text
+    text = table([{**scratch, "reached": 0}, {**row, "variant": "frozen", "steps": 400.0, "reached": 0}], "b")
+    assert "| frozen | 3 | 20.0 | 400 (0/3 reached) | n/a |" in text
+
+
+def test_a_stopped_run_is_resumed_a_finished_one_kept_and_a_missing_one_trained(tmp_path, monkeypatch):
+    calls = []
+
+    def drive(*cli):  # stands in for the CLI: a run folder that finishes with its train_seconds
+        calls.append(cli)
+        folder = Path(cli[2]) if cli[1] == "--resume" else Path(cli[cli.index("--runs-dir") + 1]) / "run"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "metrics.json").write_text(json.dumps({"train_seconds": 120.0}))
+
+    monkeypatch.setattr(pretraining_driver, "_drive", drive)
+    args = Namespace(logdir=tmp_path, recipe_set=["recipe.student.rounds=4"])
+    stopped = tmp_path / "scratch" / "seed0" / "run-a"
+    stopped.mkdir(parents=True)
+    finished = tmp_path / "scratch" / "seed1" / "run-b"
+    finished.mkdir(parents=True)
+    (finished / "metrics.json").write_text(json.dumps({"train_seconds": 60.0}))
+
+    assert train(args, "scratch", 0, Path()) == (stopped, 120.0)
+    assert calls == [("train-agent", "--resume", str(stopped))]
+    assert train(args, "scratch", 1, Path()) == (finished, 60.0) and len(calls) == 1
+    run, _ = train(args, "finetuned", 2, Path("e.pt"))
+    assert run == tmp_path / "finetuned" / "seed2" / "run"
+    cli = " ".join(calls[-1])
+    assert "--seed 2" in cli and "--encoder e.pt" in cli and "--set recipe.student.rounds=4" in cli
 
 
 def test_a_later_invocation_keeps_earlier_variants_and_replaces_a_seed_it_measures_again():
