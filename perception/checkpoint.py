@@ -20,10 +20,12 @@ def frame_space(shape) -> gym.spaces.Box:
     return gym.spaces.Box(0, 255, tuple(int(s) for s in shape), np.uint8)
 
 
-def make_encoder(name: str, shape, features_dim: int, seed: int | None = None) -> torch.nn.Module:
+def make_encoder(name: str, shape, features_dim: int | None = None, seed: int | None = None) -> torch.nn.Module:
+    """An untrained ``ENCODERS[name]`` for frame stacks of ``shape``; ``features_dim`` None: the class's own width."""
     if seed is not None:
         torch.manual_seed(seed)
-    return ENCODERS[name](frame_space(shape), features_dim=features_dim)
+    width = {} if features_dim is None else {"features_dim": features_dim}
+    return ENCODERS[name](frame_space(shape), **width)
 
 
 def save_encoder(path: str | Path, encoder: torch.nn.Module, name: str, shape, **metadata) -> Path:

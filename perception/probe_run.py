@@ -12,6 +12,7 @@ from pathlib import Path
 
 from drive.errors import DriveError
 from drive.perception.checkpoint import check_fits, frame_space, load_encoder, make_encoder
+from drive.perception.encoders import ENCODERS
 from drive.perception.frame_store import FrameStore
 from drive.perception.probe import (
     HELD_OUT_EVERY,
@@ -22,18 +23,16 @@ from drive.perception.probe import (
     probe_scores,
 )
 
-# A random encoder's width: each architecture's own default (the Nature CNN's 512, the driver's compact 256).
-RANDOM_FEATURES = {"nature": 512, "compact": 256, "resnet": 256}
-VALID_ENCODERS = ", ".join(["random", *(f"random:{n}" for n in RANDOM_FEATURES), "an encoder.pt file", "a run folder"])
+VALID_ENCODERS = ", ".join(["random", *(f"random:{n}" for n in ENCODERS), "an encoder.pt file", "a run folder"])
 
 
 def random_encoder(spec: str, shape) -> tuple[str, object]:
     """``random`` (a Nature CNN, as before) or ``random:ARCH``: an untrained encoder, seed 0, the baseline a
     pretrained encoder of the same architecture must beat."""
     name = spec.partition(":")[2] or "nature"
-    if name not in RANDOM_FEATURES:
+    if name not in ENCODERS:
         raise DriveError(f"unknown encoder {spec!r}; valid: {VALID_ENCODERS}")
-    return spec, make_encoder(name, shape, RANDOM_FEATURES[name], seed=0)
+    return spec, make_encoder(name, shape, seed=0)  # the architecture's own width (Nature 512, compact 256)
 
 
 def resolve_encoder(spec: str, shape) -> tuple[str, object]:

@@ -213,11 +213,12 @@ def test_probe_makes_a_random_encoder_of_the_named_architecture_and_refuses_an_u
 
     label, encoder = resolve_encoder("random:compact", (4, 128, 64))
     assert label == "random:compact" and isinstance(encoder, CompactEncoder) and encoder.features_dim == 256
-    assert isinstance(resolve_encoder("random", (4, 128, 64))[1], NatureEncoder)
+    _, nature = resolve_encoder("random", (4, 128, 64))
+    assert isinstance(nature, NatureEncoder) and nature.features_dim == 512  # each architecture's own width
     runs = tmp_path / "runs"
     assert main(["probe", "--frames", str(store.root), "--encoder", "random:vit", "--runs-dir", str(runs), "-q"]) == 2
     err = capsys.readouterr().err
-    assert "unknown encoder 'random:vit'; valid: random, random:nature, random:compact, random:resnet" in err
+    assert "unknown encoder 'random:vit'; valid: random, random:nature, random:resnet, random:compact" in err
     assert err.count("\n") == 1 and not runs.exists()
 
 
