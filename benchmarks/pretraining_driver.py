@@ -15,7 +15,7 @@ pretrains with the ``--method`` preset (``configs/pretrain/``), once, into
 
 Per variant: the env steps of the first round whose student, alone on the recipe's validation traffic (batched),
 meets the driver bar (crash rate at most ``--max-crash``, return at least ``--min-return``), or the budget when no
-round does (flagged); the minutes its rounds took (pretraining added, the final evaluation not); and the final
+round does (flagged); the minutes its rounds' collection and fitting took (pretraining added); and the final
 student on highway-env's ``highway-fast-v0`` (``--episodes`` episodes from seed 100,000, which no training uses;
 ``benchmarks/driving_quality.py``'s judge).
 
@@ -23,7 +23,8 @@ student on highway-env's ``highway-fast-v0`` (``--episodes`` episodes from seed 
     python benchmarks/pretraining_driver.py --seeds 0 --variants scratch finetuned --recipe-set recipe.student.rounds=3
 
 A variant's finished run under ``--logdir/<variant>/seed<S>/`` is judged again, not retrained; a stopped one is
-resumed (``drive train-agent --resume``). ``results.json`` and ``table.md`` keep the variants and seeds that earlier
+resumed (``drive train-agent --resume``); both keep the config they were started with, whatever ``--recipe-set``
+says now. ``results.json`` and ``table.md`` keep the variants and seeds that earlier
 invocations measured into the same ``--logdir``.
 """
 
@@ -82,10 +83,12 @@ def pretrained_encoder(args) -> tuple[Path, float]:
 
 def train(args, variant: str, seed: int, encoder: Path) -> tuple[Path, float]:
     """The recipe for one variant and seed, in ``--logdir/<variant>/seed<S>/``: trained, resumed where an earlier
-    invocation was stopped, or kept when finished; its run folder and the seconds its rounds took (the run's
-    ``train_seconds``: summed over resumes, without the final evaluation, the same measure for every variant)."""
+    invocation was stopped, or kept when finished; its run folder and its ``train_seconds`` (every round's
+    collection and fit, summed over resumes; the rounds' validation and the final evaluation not counted)."""
     runs = args.logdir / variant / f"seed{seed}"
     started = [p for p in runs.iterdir() if p.is_dir()] if runs.is_dir() else []
+    if len(started) > 1:
+        raise SystemExit(f"{runs} holds {len(started)} run folders; keep the one to judge")
     if not started:
         cli = ["train-agent", "--env", "highway", "--recipe", "driver", "--seed", str(seed), "--runs-dir", str(runs)]
         cli += VARIANTS[variant] + (["--encoder", str(encoder)] if variant in PRETRAINED else [])
@@ -148,6 +151,8 @@ def _ratio(row: dict, scratch: dict) -> str:
     """Env steps to the bar against scratch's. A seed that never reached the bar counts its budget, which is only a
     lower bound of its steps: the ratio is then a bound (``>=``, ``<=``), or nothing when both sides are bounds."""
     ratio = f"{row['steps'] / scratch['steps']:.2f}x"
+    if row is scratch:
+        return ratio
     mine, theirs = row["reached"] == row["seeds"], scratch["reached"] == scratch["seeds"]
     return ratio if mine and theirs else f"<= {ratio}" if mine else f">= {ratio}" if theirs else "n/a"
 

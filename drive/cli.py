@@ -432,7 +432,8 @@ def pretrain(
 def probe(
     frames: Annotated[Path, typer.Option(help="Frame store from drive collect-frames.")],
     encoder: Annotated[
-        list[str], typer.Option(help="encoder.pt, a run folder, random (a Nature CNN) or random:compact; repeatable.")
+        list[str],
+        typer.Option(help="encoder.pt, a run folder, random (a Nature CNN), random:nature|resnet|compact; repeatable."),
     ],
     limit: Annotated[int, typer.Option(help="Frames used at most.", callback=_in_range("--limit", 1))] = 20_000,
     device: Device = "auto",

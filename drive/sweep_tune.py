@@ -69,10 +69,12 @@ def _init_ray(address: str | None, verbose: bool) -> None:
     os.environ["RAY_AIR_NEW_OUTPUT"] = "1" if verbose else "0"  # the old reporter is silent at verbose 0
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # trials log to their own tb/, not Ray's
     quiet = logging.INFO if verbose else logging.ERROR
-    # without --address, a Ray of the sweep's own: ray.init() would join whatever cluster last started on this
-    # machine (/tmp/ray/ray_current_cluster), and one left behind with no free CPU hangs every trial (CI, 2026-12-01)
+    # without --address (or Ray's own RAY_ADDRESS), a Ray of the sweep's own: ray.init() would join whatever
+    # cluster last started on this machine (/tmp/ray/ray_current_cluster), and one left behind with no free CPU
+    # hangs every trial (CI, 2026-12-01)
+    address = address or os.environ.get("RAY_ADDRESS") or "local"
     try:
-        ray.init(address=address or "local", include_dashboard=False, log_to_driver=verbose, logging_level=quiet)
+        ray.init(address=address, include_dashboard=False, log_to_driver=verbose, logging_level=quiet)
     except ConnectionError as err:
         raise DriveError(f"cannot join the Ray cluster at --address {address}: {str(err).splitlines()[0]}") from None
 

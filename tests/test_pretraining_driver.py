@@ -31,6 +31,7 @@ def test_the_table_compares_each_variant_with_scratch_and_says_when_the_ratio_is
     assert "| frozen | 3 | 20.0 | 400 (2/3 reached) | >= 1.00x |" in text  # a seed's budget, not its steps
     text = table([{**scratch, "reached": 1}, {**row, "variant": "finetuned", "steps": 200.0}], "b")
     assert "| finetuned | 3 | 20.0 | 200 (3/3 reached) | <= 0.50x |" in text
+    assert "| scratch | 3 | 20.0 | 400 (1/3 reached) | 1.00x |" in text
     text = table([{**scratch, "reached": 0}, {**row, "variant": "frozen", "steps": 400.0, "reached": 0}], "b")
     assert "| frozen | 3 | 20.0 | 400 (0/3 reached) | n/a |" in text
 
@@ -59,6 +60,9 @@ def test_a_stopped_run_is_resumed_a_finished_one_kept_and_a_missing_one_trained(
     assert run == tmp_path / "finetuned" / "seed2" / "run"
     cli = " ".join(calls[-1])
     assert "--seed 2" in cli and "--encoder e.pt" in cli and "--set recipe.student.rounds=4" in cli
+    (tmp_path / "scratch" / "seed0" / "run-c").mkdir()
+    with pytest.raises(SystemExit, match="holds 2 run folders"):  # which one to judge is not guessed
+        train(args, "scratch", 0, Path())
 
 
 def test_a_later_invocation_keeps_earlier_variants_and_replaces_a_seed_it_measures_again():
