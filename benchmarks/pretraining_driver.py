@@ -24,8 +24,8 @@ student on highway-env's ``highway-fast-v0`` (``--episodes`` episodes from seed 
 
 A variant's finished run under ``--logdir/<variant>/seed<S>/`` is judged again, not retrained; a stopped one is
 resumed (``drive train-agent --resume``); both keep the config they were started with, whatever ``--recipe-set``
-says now. ``results.json`` and ``table.md`` keep the variants and seeds that earlier
-invocations measured into the same ``--logdir``.
+says now. ``results.json`` and ``table.md`` keep the variants and seeds that earlier invocations measured into the
+same ``--logdir``.
 """
 
 from __future__ import annotations
