@@ -25,7 +25,7 @@ student on highway-env's ``highway-fast-v0`` (``--episodes`` episodes from seed 
 A variant's finished run under ``--logdir/<variant>/seed<S>/`` is judged again, not retrained; a stopped one is
 resumed (``drive train-agent --resume``); both keep the config they were started with, whatever ``--recipe-set``
 says now. ``results.json`` and ``table.md`` keep the variants and seeds that earlier invocations measured into the
-same ``--logdir``.
+same ``--logdir``; ``table.md`` also gives each round's student on the validation traffic, per variant.
 """
 
 from __future__ import annotations
@@ -147,6 +147,30 @@ def table(rows: list[dict], budget_label: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def rounds_table(records: list[dict]) -> str:
+    """Each round's student alone on the validation traffic: return / crash rate, the mean over a variant's seeds,
+    each seed's crash rate in brackets when there are several (a seed without that round is left out)."""
+    variants = [v for v in VARIANTS if any(r["variant"] == v for r in records)]
+    per_variant = {v: sorted((r for r in records if r["variant"] == v), key=lambda r: r["seed"]) for v in variants}
+    header = " | ".join(f"{v}, {len(per_variant[v])} seed{'s' * (len(per_variant[v]) > 1)}" for v in variants)
+    lines = [f"| round (env steps) | {header} |", "|---|" + "---|" * len(variants)]
+    for k in range(max(len(r["validation"]) for r in records)):
+        steps = next(r["validation"][k]["env_steps"] for r in records if len(r["validation"]) > k)
+        cells = [
+            _round_cell([r["validation"][k] for r in per_variant[v] if len(r["validation"]) > k]) for v in variants
+        ]
+        lines.append(f"| {k} ({steps:,}) | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _round_cell(students: list[dict]) -> str:
+    if not students or any("crash_rate" not in s for s in students):  # a round validated without the student alone
+        return ""
+    crashes = [100 * s["crash_rate"] for s in students]
+    cell = f"{np.mean([s['mean_return'] for s in students]):.2f} / {np.mean(crashes):.1f} %"
+    return cell + (f" ({', '.join(f'{c:.1f}' for c in crashes)})" if len(students) > 1 else "")
+
+
 def _ratio(row: dict, scratch: dict) -> str:
     """Env steps to the bar against scratch's. A seed that never reached the bar counts its budget, which is only a
     lower bound of its steps: the ratio is then a bound (``>=``, ``<=``), or nothing when both sides are bounds."""
@@ -197,6 +221,7 @@ def main() -> None:
         records = merged(json.loads(results.read_text())["runs"], records)
     rows = summarise(records)
     text = table(rows, f"validation crash <= {args.max_crash:g}, return >= {args.min_return:g}")
+    text += "\nEach round's student alone on the validation traffic (return / crash rate):\n\n" + rounds_table(records)
     (args.logdir / "table.md").write_text(text)
     results.write_text(json.dumps({"rows": rows, "runs": records}, indent=2) + "\n")
     print(text)

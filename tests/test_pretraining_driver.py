@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks import pretraining_driver
-from benchmarks.pretraining_driver import merged, steps_to_bar, summarise, table, train
+from benchmarks.pretraining_driver import merged, rounds_table, steps_to_bar, summarise, table, train
 
 
 def _round(k: int, crash: float, ret: float) -> dict:
@@ -86,3 +86,20 @@ def test_a_later_invocation_keeps_earlier_variants_and_replaces_a_seed_it_measur
         and rows["scratch"]["seeds"] == 2
     )
     assert rows["finetuned"]["steps"] == 400 and rows["finetuned"]["reached"] == 0  # the budget when never reached
+
+
+def test_the_rounds_table_gives_each_round_the_mean_over_seeds_and_each_seeds_crash_rate():
+    def record(variant, seed, crashes, returns):
+        validation = [{"env_steps": 1000 * (k + 1), "crash_rate": c, "mean_return": r}
+                      for k, (c, r) in enumerate(zip(crashes, returns, strict=True))]  # fmt: skip
+        return {"variant": variant, "seed": seed, "validation": validation}
+
+    records = [
+        record("finetuned", 0, [0.10, 0.02], [21.0, 23.0]),
+        record("scratch", 1, [0.30, 0.04], [19.0, 22.0]),
+        record("scratch", 0, [0.20], [20.0]),  # stopped after its first round
+    ]
+    lines = rounds_table(records).splitlines()
+    assert lines[0] == "| round (env steps) | scratch, 2 seeds | finetuned, 1 seed |"  # VARIANTS' order
+    assert lines[2] == "| 0 (1,000) | 19.50 / 25.0 % (20.0, 30.0) | 21.00 / 10.0 % |"  # seeds in order
+    assert lines[3] == "| 1 (2,000) | 22.00 / 4.0 % | 23.00 / 2.0 % |"  # only the seed that ran it
