@@ -154,13 +154,17 @@ def rounds_table(records: list[dict]) -> str:
     per_variant = {v: sorted((r for r in records if r["variant"] == v), key=lambda r: r["seed"]) for v in variants}
     header = " | ".join(f"{v}, {len(per_variant[v])} seed{'s' * (len(per_variant[v]) > 1)}" for v in variants)
     lines = [f"| round (env steps) | {header} |", "|---|" + "---|" * len(variants)]
-    for k in range(max(len(r["validation"]) for r in records)):
-        steps = next(r["validation"][k]["env_steps"] for r in records if len(r["validation"]) > k)
-        cells = [
-            _round_cell([r["validation"][k] for r in per_variant[v] if len(r["validation"]) > k]) for v in variants
-        ]
+    for k in range(max((len(r.get("validation", [])) for r in records), default=0)):
+        steps = next(s["env_steps"] for r in records if (s := _student(r, k)))
+        cells = [_round_cell([s for r in per_variant[v] if (s := _student(r, k))]) for v in variants]
         lines.append(f"| {k} ({steps:,}) | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _student(record: dict, k: int) -> dict | None:
+    """Round ``k``'s validation of a run, or None (a run stopped earlier; older records have no validation)."""
+    validation = record.get("validation", [])
+    return validation[k] if k < len(validation) else None
 
 
 def _round_cell(students: list[dict]) -> str:

@@ -103,3 +103,5 @@ def test_the_rounds_table_gives_each_round_the_mean_over_seeds_and_each_seeds_cr
     assert lines[0] == "| round (env steps) | scratch, 2 seeds | finetuned, 1 seed |"  # VARIANTS' order
     assert lines[2] == "| 0 (1,000) | 19.50 / 25.0 % (20.0, 30.0) | 21.00 / 10.0 % |"  # seeds in order
     assert lines[3] == "| 1 (2,000) | 22.00 / 4.0 % | 23.00 / 2.0 % |"  # only the seed that ran it
+    earlier = {"variant": "scratch", "seed": 2}  # results.json records older than the validation field
+    assert rounds_table([*records, earlier]).splitlines()[2].startswith("| 0 (1,000) | 19.50 / 25.0 % (20.0, 30.0) |")
