@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from drive.envs.batched import BatchedHighway
@@ -47,6 +47,7 @@ def test_states_stay_finite_on_the_road_and_within_speed_limits(seed, actions):
     headings=st.lists(st.floats(-3.2, 3.2, allow_nan=False), min_size=2, max_size=2),
     moves=st.lists(st.floats(-3, 3, allow_nan=False), min_size=4, max_size=4),
 )
+@example(pose=[0.25, 0.0, 0.0, 0.0], headings=[0.25, 0.0], moves=[0.0, 0.0, 0.25, 0.0])  # moved onto each other
 def test_polygon_test_agrees_with_highway_env(pose, headings, moves):
     """Our batched separating-axis test against highway-env's utils.are_polygons_intersecting, pair by pair."""
     import numpy as np
@@ -65,9 +66,9 @@ def test_polygon_test_agrees_with_highway_env(pose, headings, moves):
         np.array(moves[2:]),
     )
     assert bool(ours[0]) == theirs[0] and bool(ours[1]) == theirs[1]
-    if theirs[1]:  # the push apart: its length always; its axis when the centres are apart (else axes tie)
+    if theirs[1]:  # the push apart: its length always; its axis when the moved centres are apart (else axes tie)
         np.testing.assert_allclose(np.linalg.norm(ours[2][0].numpy()), np.linalg.norm(theirs[2]), atol=1e-9)
-        if np.linalg.norm(np.subtract(pose[:2], pose[2:])) > 0.1:
+        if np.linalg.norm(np.add(pose[:2], moves[:2]) - np.add(pose[2:], moves[2:])) > 0.1:
             np.testing.assert_allclose(ours[2][0].numpy(), theirs[2], atol=1e-9)
 
 
