@@ -110,12 +110,20 @@ def merged(earlier: list[dict], new: list[dict]) -> list[dict]:
     return [r for r in earlier if (r["variant"], r["seed"]) not in redone] + new
 
 
+def by_variant(records: list[dict]) -> dict[str, list[dict]]:
+    """The records of each variant measured, in ``VARIANTS``' order, each variant's in seed order."""
+    return {
+        v: sorted((r for r in records if r["variant"] == v), key=lambda r: r["seed"])
+        for v in VARIANTS
+        if any(r["variant"] == v for r in records)
+    }
+
+
 def summarise(records: list[dict]) -> list[dict]:
     """One row per variant (in ``VARIANTS``' order): means over its seeds; a seed that never reached the bar
     counts its whole budget."""
     rows = []
-    for variant in [v for v in VARIANTS if any(r["variant"] == v for r in records)]:
-        per_seed = [r for r in records if r["variant"] == variant]
+    for variant, per_seed in by_variant(records).items():
         rows.append(
             {
                 "variant": variant,
@@ -150,8 +158,8 @@ def table(rows: list[dict], budget_label: str) -> str:
 def rounds_table(records: list[dict]) -> str:
     """Each round's student alone on the validation traffic: return / crash rate, the mean over a variant's seeds,
     each seed's crash rate in brackets when there are several (a seed without that round is left out)."""
-    variants = [v for v in VARIANTS if any(r["variant"] == v for r in records)]
-    per_variant = {v: sorted((r for r in records if r["variant"] == v), key=lambda r: r["seed"]) for v in variants}
+    per_variant = by_variant(records)
+    variants = list(per_variant)
     header = " | ".join(f"{v}, {len(per_variant[v])} seed{'s' * (len(per_variant[v]) > 1)}" for v in variants)
     lines = [f"| round (env steps) | {header} |", "|---|" + "---|" * len(variants)]
     for k in range(max((len(r.get("validation", [])) for r in records), default=0)):
